@@ -1,0 +1,1 @@
+"""Playground: chat, compare, curate and fine-tune language models."""

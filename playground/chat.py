@@ -1,0 +1,156 @@
+"""One reply: build exactly the request the model will get, stream it, measure it, log it."""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from .conversation import Conversation, Turn
+from .errors import EmptyMessage
+from .messages import Message
+from .params import SamplingParams
+from .personas import Persona
+from .pricing import cost_usd
+from .providers import ProviderError, Stream
+from .services import Services
+from .store import Exchange
+from .templates import fill, fill_messages, render_prompt
+from .tokens import count_messages, count_text
+
+
+class ChatSettings(BaseModel):
+    """What the user chose in the settings panel; stored with the conversation so it can be continued."""
+
+    persona: str
+    model: str
+    system_prompt: str = ""
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    variables: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def for_persona(cls, persona: Persona, model: str) -> "ChatSettings":
+        return cls(persona=persona.name, model=model, system_prompt=persona.system_prompt,
+                   params=persona.params, variables=dict(persona.variables))
+
+
+@dataclass
+class Request:
+    mode: str
+    messages: list[Message]
+    prompt: str | None = None
+
+    def as_logged(self, model: str, params: SamplingParams) -> dict:
+        body = {"model": model, **params.api_kwargs()}
+        if self.prompt is not None:
+            body["prompt"] = self.prompt
+        else:
+            body["messages"] = [m.as_openai() for m in self.messages]
+        return body
+
+
+def build_request(persona: Persona, settings: ChatSettings, conversation: Conversation) -> Request:
+    """System prompt, few-shot seed turns, then the chat, with {{variables}} filled and speaker prefixes added."""
+    values = {**persona.variables, **settings.variables}
+    system = [Message(role="system", content=fill(settings.system_prompt, values))] if settings.system_prompt.strip() else []
+    seeds = fill_messages(persona.seed_messages, values)
+    history = [
+        Message(role="user", content=persona.speaker_prefixed(m.content)) if m.role == "user" else m
+        for m in conversation.history()
+    ]
+    messages = system + seeds + history
+    if persona.mode == "completion":
+        return Request("completion", messages, render_prompt(messages, persona.prompt_format))
+    return Request("chat", messages)
+
+
+@dataclass
+class Metrics:
+    model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    counted: bool
+    cost_usd: float | None
+    ttft_ms: float | None
+    duration_ms: float
+
+    def line(self) -> str:
+        approx = "~" if self.counted else ""
+        cost = f"${self.cost_usd:.6f}" if self.cost_usd is not None else "no price set"
+        ttft = f"first token {self.ttft_ms / 1000:.2f} s" if self.ttft_ms is not None else "no tokens"
+        return (f"{self.model} · {approx}{self.prompt_tokens} + {approx}{self.completion_tokens} tokens · {cost} · "
+                f"{ttft} · {self.duration_ms / 1000:.2f} s")
+
+
+def check_message(text: str) -> str:
+    if not (text or "").strip():
+        raise EmptyMessage()
+    return text
+
+
+def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
+                 conversation: Conversation) -> Iterator[Conversation]:
+    """Answer the pending user turn, yielding the conversation as the reply grows.
+
+    Every outcome is logged: a finished reply, a provider error, and a Stop (the generator being closed).
+    Errors that occur before anything is sent (unfilled variables, unknown model) are raised instead.
+    """
+    request = build_request(persona, settings, conversation)
+    provider, model = services.registry.resolve(settings.model)
+    reply = conversation.turns[-1] if conversation.turns[-1].role == "assistant" else None
+    if reply is None:
+        conversation.turns.append(reply := Turn(role="assistant", content=""))
+    started = time.perf_counter()
+    stream: Stream | None = None
+    error = None
+    try:
+        if request.mode == "completion":
+            stream = provider.stream_completion(model, request.prompt, settings.params, persona.dataset)
+        else:
+            stream = provider.stream_chat(model, request.messages, settings.params, persona.dataset)
+        for delta in stream:
+            reply.content += delta
+            yield conversation
+    except ProviderError as e:
+        error = str(e)
+    except GeneratorExit:
+        error = "Stopped before the reply was finished."
+        raise
+    finally:
+        if stream is not None:
+            close = getattr(stream.chunks, "close", None)
+            close and close()
+        _finish(services, persona, settings, conversation, request, provider.name, model, stream, started, error)
+    yield conversation
+
+
+def _finish(services, persona, settings, conversation, request, provider_name, model, stream, started, error) -> None:
+    reply = conversation.turns[-1]
+    duration_ms = (time.perf_counter() - started) * 1000
+    usage = stream.usage if stream else None
+    if usage:
+        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    else:
+        prompt = count_text(request.prompt, model) if request.prompt is not None else count_messages(request.messages, model)
+        prompt_tokens, completion_tokens = prompt, count_text(reply.content, model)
+    metrics = Metrics(
+        model=model, provider=provider_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        counted=usage is None, cost_usd=cost_usd(model, prompt_tokens, completion_tokens, services.prices()),
+        ttft_ms=(stream.first_token_at - stream.started_at) * 1000 if stream and stream.first_token_at else None,
+        duration_ms=duration_ms,
+    )
+    reply.error = error
+    reply.incomplete = error is not None
+    reply.metrics = metrics.line()
+    reply.exchange_id = services.store.log_exchange(Exchange(
+        conversation_id=conversation.id, turn=len(conversation.turns) - 1, persona=persona.name, model=model,
+        provider=provider_name, mode=request.mode, request=request.as_logged(model, settings.params),
+        reply=reply.content, finish_reason=stream.finish_reason if stream else None,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tokens_counted=usage is None,
+        cost_usd=metrics.cost_usd, ttft_ms=metrics.ttft_ms, duration_ms=duration_ms, error=error,
+        incomplete=error is not None,
+    ))
+    services.store.save_conversation(
+        conversation.id, title=conversation.title(), persona=persona.name, provider=provider_name, model=settings.model,
+        settings=settings.model_dump(mode="json"), transcript=[t.model_dump() for t in conversation.turns])

@@ -1,0 +1,104 @@
+"""Command line: serve the app, list models, read the log."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import PlaygroundError
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all).")
+    parser.add_argument("--port", type=int, default=7860, help="Port to listen on (default 7860).")
+    _add_common(parser)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", type=Path, default=None,
+                        help="Folder for the database and settings (default $PLAYGROUND_HOME or ./.playground).")
+    parser.add_argument("--providers", type=Path, default=None,
+                        help="Providers file of OpenAI-compatible endpoints (default HOME/providers.json).")
+    parser.add_argument("--no-detect", action="store_true",
+                        help="Do not look for local servers (Ollama, llama.cpp, vLLM, LM Studio) on their default ports.")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m playground", description="Playground for fine-tuned language models.")
+    commands = root.add_subparsers(dest="command", required=True)
+    add_serve_arguments(commands.add_parser("serve", help="Run the web app (same as python app.py)."))
+    models = commands.add_parser("models", help="List the models each reachable provider serves, one per line.")
+    _add_common(models)
+    models.add_argument("--json", action="store_true", help="Print {provider: [models]} as JSON.")
+    logs = commands.add_parser("logs", help="Show recent exchanges from the log.")
+    _add_common(logs)
+    logs.add_argument("-n", "--count", type=int, default=10, help="How many (default 10).")
+    logs.add_argument("--search", default="", help="Full-text search over requests and replies.")
+    logs.add_argument("--json", action="store_true", help="Print JSON lines with every logged field.")
+    return root
+
+
+def services_from(args, detect_local: bool | None = None):
+    from .services import build_services
+
+    detect = not args.no_detect if detect_local is None else detect_local
+    return build_services(home=args.home, providers_file=args.providers, detect_local=detect)
+
+
+def serve(args) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .ui.app import LAUNCH_DEFAULTS, build_app
+
+    services = services_from(args)
+    for problem in services.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    demo = build_app(services)
+    demo.launch(server_name=args.host, server_port=args.port, **LAUNCH_DEFAULTS)
+    return 0
+
+
+def models(args) -> int:
+    services = services_from(args, detect_local=False)
+    services.registry.refresh()
+    if not args.no_detect:
+        services.registry.detect_local_servers()
+    problems = services.registry.refresh()
+    listed = services.registry.models()
+    if args.json:
+        print(json.dumps(listed, indent=2))
+    else:
+        for provider, names in listed.items():
+            for name in names:
+                print(f"{provider}:{name}")
+    for provider, problem in problems.items():
+        print(f"warning: {provider}: {problem}", file=sys.stderr)
+    return 0
+
+
+def logs(args) -> int:
+    from .services import home_dir
+    from .store import Store
+
+    home = args.home or home_dir()
+    if not (home / "playground.db").exists():
+        print(f"No log yet at {home / 'playground.db'}: chat first.", file=sys.stderr)
+        return 0
+    rows = Store(home / "playground.db").exchanges(args.search, limit=args.count)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            status = f"ERROR {row['error']}" if row["error"] else (row["reply"] or "").replace("\n", " ")[:100]
+            print(f"{row['id']:>5}  {row['created_at'][:19]}  {row['model']:<24} "
+                  f"{row['prompt_tokens'] or 0:>5}+{row['completion_tokens'] or 0:<5} {status}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return {"serve": serve, "models": models, "logs": logs}[args.command](args)
+    except PlaygroundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,42 @@
+"""Personas: templates with a name, a greeting, an optional speaker and a linked dataset."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from .errors import FileProblem
+from .templates import Template, parse_model_file
+
+
+class Persona(Template):
+    name: str = Field(min_length=1)
+    description: str = ""
+    greeting: str = Field("", description="First assistant message shown when a chat starts.")
+    speaker: str | None = Field(None, description='Prefixes each user turn as "Name: ...", as the persona was trained.')
+    dataset: str | None = Field(None, description="A file in datasets/ with this persona's example dialogues.")
+    deploy_prompt: str | None = Field(None, description="The short system prompt the fine-tuned model will be deployed with.")
+    tags: list[str] = Field(default_factory=list)
+
+    def speaker_prefixed(self, text: str) -> str:
+        return f"{self.speaker}: {text}" if self.speaker and not text.startswith(self.speaker + ":") else text
+
+
+def load_persona(path: Path) -> Persona:
+    return parse_model_file(Path(path), Persona)
+
+
+def load_personas(folder: Path) -> tuple[dict[str, Persona], list[FileProblem]]:
+    """Every persona in the folder by name; bad files are reported, never fatal."""
+    personas: dict[str, Persona] = {}
+    problems: list[FileProblem] = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            persona = load_persona(path)
+        except FileProblem as problem:
+            problems.append(problem)
+            continue
+        if persona.name in personas:
+            problems.append(FileProblem(path, f"another persona is already named '{persona.name}'.", field="name"))
+            continue
+        personas[persona.name] = persona
+    return personas, problems

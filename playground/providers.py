@@ -1,0 +1,223 @@
+"""OpenAI-compatible endpoints, all reached through the official `openai` SDK.
+
+OpenAI itself, vLLM, Ollama, llama.cpp server and LM Studio all speak the same API, so one client
+class serves them; only the base URL and key differ. This is the only module that imports openai.
+"""
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import PlaygroundError
+from .messages import Message, to_openai
+from .params import SamplingParams
+from .templates import parse_model_file
+
+# Ports the common local servers listen on by default.
+LOCAL_SERVERS = {
+    "ollama": "http://127.0.0.1:11434/v1",
+    "llamacpp": "http://127.0.0.1:8080/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
+    "lmstudio": "http://127.0.0.1:1234/v1",
+}
+
+
+class EndpointConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short name shown in the model picker.")
+    base_url: str = Field(description="The API root, ending in /v1.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the key (never the key).")
+    models: list[str] = Field(default_factory=list, description="Models to offer even if /v1/models does not list them.")
+    completion_models: list[str] = Field(default_factory=list, description="Base models to call through /v1/completions.")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the first byte and between bytes.")
+
+
+class ProvidersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[EndpointConfig]
+
+
+class ProviderError(PlaygroundError):
+    """A failed call, with what went wrong and what to do, in words."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
+        self.kind, self.status, self.retry_after = kind, status, retry_after
+        super().__init__(message)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Stream:
+    """Iterate for text deltas; afterwards `finish_reason`, `usage` and `first_token_at` are set."""
+
+    chunks: Iterator[str]
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    first_token_at: float | None = None
+    started_at: float = field(default_factory=time.perf_counter)
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self.chunks:
+            if text and self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            yield text
+
+
+class Provider:
+    """One OpenAI-compatible endpoint."""
+
+    def __init__(self, config: EndpointConfig, api_key: str | None):
+        self.config = config
+        self.name = config.name
+        # Retries are off: a retried call would hide its latency and cost, and the user decides.
+        self.client = openai.OpenAI(
+            base_url=config.base_url, api_key=api_key or "no-key-needed", max_retries=0,
+            timeout=httpx.Timeout(config.timeout, connect=min(5.0, config.timeout)),
+        )
+
+    def is_completion_model(self, model: str) -> bool:
+        return model in self.config.completion_models or model.removeprefix("ft:").split(":")[0] in (
+            "davinci-002", "babbage-002")
+
+    def list_models(self) -> list[str]:
+        try:
+            listed = [m.id for m in self.client.models.list()]
+        except openai.OpenAIError as e:
+            raise self._explain(e, model=None) from None
+        return sorted(set(listed) | set(self.config.models) | set(self.config.completion_models))
+
+    def stream_chat(self, model: str, messages: list[Message], params: SamplingParams, dataset: str | None = None) -> Stream:
+        return self._stream(model, lambda: self.client.chat.completions.create(
+            model=model, messages=to_openai(messages), stream=True,
+            stream_options={"include_usage": True}, **params.api_kwargs()))
+
+    def stream_completion(self, model: str, prompt: str, params: SamplingParams, dataset: str | None = None) -> Stream:
+        return self._stream(model, lambda: self.client.completions.create(
+            model=model, prompt=prompt, stream=True,
+            stream_options={"include_usage": True}, **params.api_kwargs()))
+
+    def _stream(self, model: str, create) -> Stream:
+        stream = Stream(iter(()))
+        try:
+            response = create()
+        except openai.OpenAIError as e:
+            raise self._explain(e, model) from None
+        stream.chunks = self._chunks(response, stream, model)
+        return stream
+
+    def _chunks(self, response, stream: Stream, model: str) -> Iterator[str]:
+        received = 0
+        try:
+            for chunk in response:
+                if chunk.usage:
+                    stream.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    text = choice.delta.content if hasattr(choice, "delta") else choice.text
+                    if choice.finish_reason:
+                        stream.finish_reason = choice.finish_reason
+                    if text:
+                        received += len(text)
+                        yield text
+        except (openai.OpenAIError, httpx.HTTPError, json.JSONDecodeError) as e:
+            if isinstance(e, openai.APIStatusError):
+                raise self._explain(e, model) from None
+            raise ProviderError(
+                "broken_stream",
+                f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
+                "The partial reply is kept and marked incomplete; Retry to ask again.") from None
+        finally:
+            response.close()
+        if stream.finish_reason is None:
+            raise ProviderError(
+                "broken_stream",
+                f"The stream from {self.name} ended before the model finished (no finish reason after {received} "
+                "characters). The partial reply is kept and marked incomplete; Retry to ask again.")
+
+    def _explain(self, e: Exception, model: str | None) -> ProviderError:
+        where = f"{self.name} ({self.config.base_url})"
+        key_hint = f"the key in ${self.config.api_key_env}" if self.config.api_key_env else "the API key"
+        if isinstance(e, openai.APITimeoutError):
+            return ProviderError("timeout", f"{where} sent nothing for {self.config.timeout:g} s. The server may be "
+                                 "overloaded or still loading the model: try again, or raise the endpoint's timeout.")
+        if isinstance(e, openai.APIConnectionError):
+            return ProviderError("connection", f"Cannot connect to {where}. Is the server running? "
+                                 "Start it, or pick another model.")
+        if isinstance(e, openai.AuthenticationError):
+            return ProviderError("auth", f"{where} rejected {key_hint} (401). Check the key and restart the app.", 401)
+        if isinstance(e, openai.PermissionDeniedError):
+            return ProviderError("permission", f"{where} refused access (403): {_server_message(e)}", 403)
+        if isinstance(e, openai.NotFoundError):
+            return ProviderError("not_found", f"{where} has no model '{model}' (404). Pick one from the Model list "
+                                 "or check the spelling.", 404)
+        if isinstance(e, openai.RateLimitError):
+            retry_after = _retry_after(e.response)
+            wait = f"Wait {retry_after:g} s and try again." if retry_after else "Wait a moment and try again."
+            return ProviderError("rate_limit", f"{where} is rate-limiting requests (429). {wait}", 429, retry_after)
+        if isinstance(e, openai.APIStatusError):
+            if e.status_code >= 500:
+                return ProviderError("server", f"{where} failed with a server error ({e.status_code}). Try again; if "
+                                     "it keeps failing, check the server's logs.", e.status_code)
+            return ProviderError("bad_request", f"{where} refused the request ({e.status_code}): "
+                                 f"{_server_message(e)}", e.status_code)
+        return ProviderError("unknown", f"{where} failed: {_short(e)}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _server_message(e: openai.APIStatusError) -> str:
+    body = e.body if isinstance(e.body, dict) else {}
+    return str(body.get("message") or e.message)
+
+
+def _short(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200] or type(e).__name__
+
+
+def load_providers_file(path: Path) -> list[EndpointConfig]:
+    return parse_model_file(Path(path), ProvidersFile).providers
+
+
+def openai_endpoint(environ: dict) -> EndpointConfig | None:
+    """OpenAI from the SDK's own variables; None when there is no key."""
+    if not environ.get("OPENAI_API_KEY"):
+        return None
+    return EndpointConfig(name="openai", base_url=environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+                          api_key_env="OPENAI_API_KEY")
+
+
+def make_provider(config: EndpointConfig, environ: dict | None = None) -> Provider:
+    environ = os.environ if environ is None else environ
+    return Provider(config, environ.get(config.api_key_env) if config.api_key_env else None)
+
+
+def probe_local_servers(timeout: float = 0.3) -> list[EndpointConfig]:
+    """Local servers answering on their default ports; quick, so it can run beside startup."""
+    found = []
+    for name, base_url in LOCAL_SERVERS.items():
+        try:
+            response = httpx.get(base_url + "/models", timeout=timeout)
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            found.append(EndpointConfig(name=name, base_url=base_url))
+    return found

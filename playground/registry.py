@@ -1,0 +1,103 @@
+"""Which providers exist and which models they serve; resolves what the user picked or typed."""
+
+import threading
+
+from .errors import UnknownModel
+from .lookup import LOOKUP_MODEL, LookupProvider
+from .providers import Provider, ProviderError, probe_local_servers, make_provider
+
+SEPARATOR = ":"
+
+
+class Registry:
+    def __init__(self, providers: list[Provider], lookup: LookupProvider):
+        self.lookup = lookup
+        self._providers: dict[str, Provider] = {p.name: p for p in providers}
+        self._models: dict[str, list[str]] = {p.name: list(p.config.models) for p in providers}
+        self._problems: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def providers(self) -> list[Provider]:
+        with self._lock:
+            return list(self._providers.values())
+
+    def add(self, provider: Provider) -> None:
+        with self._lock:
+            self._providers.setdefault(provider.name, provider)
+            self._models.setdefault(provider.name, list(provider.config.models))
+
+    def detect_local_servers(self) -> None:
+        """Add local servers on their default ports; meant for a background thread at startup."""
+        for config in probe_local_servers():
+            self.add(make_provider(config))
+            self.refresh(config.name)
+
+    def refresh(self, name: str | None = None) -> dict[str, str]:
+        """Ask each provider for its models; returns the problems met, by provider."""
+        for provider in self.providers():
+            if name and provider.name != name:
+                continue
+            try:
+                models = provider.list_models()
+            except ProviderError as e:
+                with self._lock:
+                    self._problems[provider.name] = str(e)
+                continue
+            with self._lock:
+                self._models[provider.name] = models
+                self._problems.pop(provider.name, None)
+        with self._lock:
+            return dict(self._problems)
+
+    def models(self) -> dict[str, list[str]]:
+        with self._lock:
+            listed = {name: list(models) for name, models in self._models.items()}
+        listed[self.lookup.name] = [LOOKUP_MODEL]
+        return listed
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for a model picker; the value is provider:model."""
+        out = []
+        for provider, models in self.models().items():
+            for model in models:
+                label = f"{model}  ·  {provider}"
+                if provider == self.lookup.name:
+                    label = "lookup  ·  offline baseline: nearest example in the persona's dataset"
+                out.append((label, f"{provider}{SEPARATOR}{model}"))
+        return out
+
+    def default_model(self, preferred: str | None = None) -> str:
+        """The preferred model if a provider lists it, else the lookup baseline, which always answers."""
+        if preferred:
+            head, sep, rest = preferred.partition(SEPARATOR)
+            for provider, models in self.models().items():
+                if sep and head == provider and rest in models:
+                    return preferred
+                if preferred in models:
+                    return f"{provider}{SEPARATOR}{preferred}"
+        return f"{self.lookup.name}{SEPARATOR}{LOOKUP_MODEL}"
+
+    def resolve(self, ref: str) -> tuple[Provider | LookupProvider, str]:
+        ref = (ref or "").strip()
+        if not ref:
+            raise UnknownModel("Pick a model first.")
+        head, sep, rest = ref.partition(SEPARATOR)
+        if sep and head == self.lookup.name:
+            return self.lookup, rest
+        with self._lock:
+            providers = dict(self._providers)
+            models = {k: list(v) for k, v in self._models.items()}
+        if sep and head in providers and rest:
+            return providers[head], rest
+        if ref == LOOKUP_MODEL:
+            return self.lookup, LOOKUP_MODEL
+        for name, served in models.items():
+            if ref in served:
+                return providers[name], ref
+        if providers:
+            # A typed name no list shows (a new fine-tune, say) goes to the first endpoint, OpenAI when configured.
+            first = providers.get("openai") or next(iter(providers.values()))
+            return first, ref
+        raise UnknownModel(
+            f"No provider serves '{ref}'. Set OPENAI_API_KEY, start a local server (Ollama, vLLM, llama.cpp, "
+            "LM Studio), or add an endpoint to providers.json; the 'lookup' model works offline.")

@@ -1,0 +1,75 @@
+"""Everything a handler needs, built once at startup and passed in: no module-level state."""
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import FileProblem
+from .lookup import LookupProvider
+from .personas import Persona, load_personas
+from .pricing import Price, load_prices
+from .providers import EndpointConfig, load_providers_file, make_provider, openai_endpoint
+from .registry import Registry
+from .store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home_dir(environ: dict | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("PLAYGROUND_HOME") or Path.cwd() / ".playground")
+
+
+@dataclass
+class Services:
+    store: Store
+    registry: Registry
+    personas: dict[str, Persona]
+    home: Path
+    datasets_dir: Path
+    personas_dir: Path
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def prices_path(self) -> Path:
+        return self.home / "prices.json"
+
+    def prices(self) -> dict[str, Price]:
+        return load_prices(self.prices_path)
+
+
+def build_services(
+    home: Path | None = None,
+    personas_dir: Path = PROJECT_ROOT / "personas",
+    datasets_dir: Path = PROJECT_ROOT / "datasets",
+    providers_file: Path | None = None,
+    environ: dict | None = None,
+    detect_local: bool = True,
+) -> Services:
+    environ = dict(os.environ if environ is None else environ)
+    home = Path(home) if home else home_dir(environ)
+    store = Store(home / "playground.db")
+    problems: list[str] = []
+    configs: list[EndpointConfig] = []
+    if (openai := openai_endpoint(environ)) is not None:
+        configs.append(openai)
+    providers_file = providers_file or (home / "providers.json")
+    if providers_file.exists():
+        try:
+            configs += load_providers_file(providers_file)
+        except FileProblem as e:
+            problems.append(str(e))
+    registry = Registry([make_provider(c, environ) for c in configs], LookupProvider(store, datasets_dir))
+    personas, persona_problems = load_personas(personas_dir)
+    problems += [str(p) for p in persona_problems]
+    services = Services(store, registry, personas, home, Path(datasets_dir), Path(personas_dir), problems)
+    # Model lists and local servers are looked up beside startup, never in its way.
+    threading.Thread(target=_discover, args=(registry, detect_local), daemon=True).start()
+    return services
+
+
+def _discover(registry: Registry, detect_local: bool) -> None:
+    registry.refresh()
+    if detect_local:
+        registry.detect_local_servers()

@@ -1,0 +1,179 @@
+"""The SQLite store: every exchange, every conversation, the lookup index.
+
+A sqlite-utils Database must not cross threads and Gradio runs handlers in worker threads,
+so each operation opens its own connection; WAL lets readers and a writer work at once.
+"""
+
+import json
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from .migrations import migrations
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class Exchange:
+    """One request and its reply (or failure), as logged."""
+
+    conversation_id: str
+    model: str
+    provider: str
+    request: dict
+    persona: str = ""
+    turn: int = 0
+    mode: str = "chat"
+    reply: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_counted: bool = False
+    cost_usd: float | None = None
+    ttft_ms: float | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    incomplete: bool = False
+    rating: int = 0
+    created_at: str = field(default_factory=now)
+
+    def request_text(self) -> str:
+        if "prompt" in self.request:
+            return self.request["prompt"]
+        return "\n".join(m["content"] for m in self.request.get("messages", []) if m["role"] != "system")
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            migrations.apply(db)
+
+    @contextmanager
+    def db(self) -> Iterator[Database]:
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            yield Database(conn)
+        finally:
+            conn.close()
+
+    # --- exchanges -------------------------------------------------------------------------
+    def log_exchange(self, exchange: Exchange) -> int:
+        row = asdict(exchange)
+        row["request"] = json.dumps(exchange.request, ensure_ascii=False)
+        row["request_text"] = exchange.request_text()
+        row["tokens_counted"] = int(exchange.tokens_counted)
+        row["incomplete"] = int(exchange.incomplete)
+        with self.db() as db:
+            return db["exchanges"].insert(row).last_pk
+
+    def rate(self, exchange_id: int, rating: int) -> None:
+        with self.db() as db:
+            db["exchanges"].update(exchange_id, {"rating": rating})
+
+    def exchange(self, exchange_id: int) -> dict:
+        with self.db() as db:
+            return _decoded(db["exchanges"].get(exchange_id))
+
+    def exchanges(self, search: str = "", limit: int = 20, conversation_id: str | None = None) -> list[dict]:
+        """Most recent first; `search` is full-text over requests and replies."""
+        where, args = [], {}
+        if conversation_id:
+            where.append("conversation_id = :cid")
+            args["cid"] = conversation_id
+        with self.db() as db:
+            table = db["exchanges"]
+            if search.strip():
+                rows = table.search(_fts_query(search), where=" and ".join(where) or None, where_args=args,
+                                    order_by="id desc", limit=limit)
+            else:
+                rows = table.rows_where(" and ".join(where) or None, args, order_by="id desc", limit=limit)
+            return [_decoded(r) for r in rows]
+
+    # --- conversations ---------------------------------------------------------------------
+    def save_conversation(self, conversation_id: str, *, title: str, persona: str, provider: str, model: str,
+                          settings: dict, transcript: list[dict]) -> None:
+        with self.db() as db:
+            existing = db["conversations"].count_where("id = ?", [conversation_id])
+            row = {
+                "id": conversation_id, "title": title[:120], "persona": persona, "provider": provider,
+                "model": model, "settings": json.dumps(settings, ensure_ascii=False),
+                "transcript": json.dumps(transcript, ensure_ascii=False), "updated_at": now(),
+            }
+            if existing:
+                db["conversations"].update(conversation_id, row)
+            else:
+                db["conversations"].insert({**row, "created_at": row["updated_at"]})
+
+    def conversation(self, conversation_id: str) -> dict | None:
+        with self.db() as db:
+            rows = list(db["conversations"].rows_where("id = ?", [conversation_id]))
+        return _decoded(rows[0]) if rows else None
+
+    def conversations(self, search: str = "", limit: int = 50) -> list[dict]:
+        with self.db() as db:
+            table = db["conversations"]
+            columns = ["id", "title", "persona", "model", "updated_at"]
+            if search.strip():
+                rows = table.search(_fts_query(search), columns=columns, order_by="updated_at desc", limit=limit)
+            else:
+                rows = table.rows_where(select=",".join(columns), order_by="updated_at desc", limit=limit)
+            return list(rows)
+
+    # --- lookup index ----------------------------------------------------------------------
+    def index_lookup(self, dataset: str, fingerprint: str, pairs: list[tuple[str, str]]) -> None:
+        """(Re)build one dataset's index unless it is already built from the same file contents."""
+        with self.db() as db:
+            table = db["lookup_examples"]
+            if table.count_where("dataset = ? and fingerprint = ?", [dataset, fingerprint]):
+                return
+            with db.conn:
+                db.execute("delete from lookup_examples where dataset = ?", [dataset])
+                table.insert_all(
+                    {"dataset": dataset, "fingerprint": fingerprint, "user_text": u, "reply": r} for u, r in pairs
+                )
+
+    def lookup(self, dataset: str, query: str) -> str | None:
+        """The reply whose user turn ranks best (BM25) against the query."""
+        words = _words(query)
+        if not words:
+            return None
+        with self.db() as db:
+            rows = list(db["lookup_examples"].search(
+                " OR ".join(f'"{w}"' for w in words), columns=["reply"],
+                where="dataset = :dataset", where_args={"dataset": dataset}, limit=1,
+            ))
+        return rows[0]["reply"] if rows else None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())[:64]
+
+
+def _fts_query(text: str) -> str:
+    # Every word must match; quoting keeps user punctuation from being read as FTS syntax.
+    return " ".join(f'"{w}"' for w in _words(text)) or '""'
+
+
+def _decoded(row: dict) -> dict:
+    row.pop("rowid", None)
+    for key in ("request", "settings", "transcript"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,131 @@
+"""Prompt templates: a JSON file of top-level sampling params and a `messages` list with {{variables}}.
+
+A persona is a template with persona fields on top (see personas.py), so Chat and Templates share one model.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import FileProblem, MissingVariables
+from .messages import Message
+from .params import PARAM_NAMES, SamplingParams
+
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class PromptFormat(BaseModel):
+    """How a conversation becomes prompt text for a base (completion) model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_prefix: str = "Q: "
+    assistant_prefix: str = "A:"
+    separator: str = "\n"
+
+
+class Template(SamplingParams):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Default model, e.g. gpt-4o-mini or ollama:llama3.2.")
+    mode: Literal["chat", "completion"] = "chat"
+    prompt_format: PromptFormat = Field(default_factory=PromptFormat)
+    messages: list[Message] = Field(default_factory=list)
+    variables: dict[str, str] = Field(default_factory=dict, description="Default values for {{variables}}.")
+
+    @property
+    def params(self) -> SamplingParams:
+        return SamplingParams(**{name: getattr(self, name) for name in PARAM_NAMES})
+
+    @property
+    def system_prompt(self) -> str:
+        return self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
+
+    @property
+    def seed_messages(self) -> list[Message]:
+        """The few-shot turns after the system prompt."""
+        return self.messages[1:] if self.system_prompt else list(self.messages)
+
+    def variable_names(self) -> list[str]:
+        return variables_in(*(m.content for m in self.messages))
+
+
+def variables_in(*texts: str) -> list[str]:
+    """Variable names in order of first appearance."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for match in VARIABLE.finditer(text):
+            seen.setdefault(match.group(1), None)
+    return list(seen)
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Substitute in one pass, so a value that itself holds {{...}} is inserted literally."""
+    missing = [n for n in variables_in(text) if not str(values.get(n, "")).strip()]
+    if missing:
+        raise MissingVariables(missing)
+    return VARIABLE.sub(lambda m: str(values[m.group(1)]), text)
+
+
+def fill_messages(messages: list[Message], values: dict[str, str]) -> list[Message]:
+    missing = [n for n in variables_in(*(m.content for m in messages)) if not str(values.get(n, "")).strip()]
+    if missing:
+        raise MissingVariables(missing)
+    return [Message(role=m.role, content=fill(m.content, values)) for m in messages]
+
+
+def render_prompt(messages: list[Message], fmt: PromptFormat) -> str:
+    """Render a conversation as prompt text that ends where the model should continue."""
+    parts: list[str] = []
+    for m in messages:
+        if m.role == "system":
+            parts.append(m.content + fmt.separator)
+        elif m.role == "user":
+            parts.append(fmt.user_prefix + m.content + fmt.separator)
+        else:
+            parts.append(fmt.assistant_prefix + _spaced(fmt.assistant_prefix, m.content) + fmt.separator)
+    return "".join(parts) + fmt.assistant_prefix
+
+
+def _spaced(prefix: str, content: str) -> str:
+    # "A:" + "Paris" would train/run as "A:Paris"; models continue "A:" with a leading space.
+    return " " + content if prefix and not prefix.endswith((" ", "\n")) else content
+
+
+def parse_model_file(path: Path, cls: type[BaseModel]):
+    """Parse a JSON file into `cls`, turning every failure into a FileProblem naming file, line and field."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FileProblem(path, f"is not valid UTF-8 (byte {e.start}); save it as UTF-8.") from None
+    except OSError as e:
+        raise FileProblem(path, f"cannot be read: {e.strerror}.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FileProblem(path, f"is not valid JSON: {e.msg} at column {e.colno}.", line=e.lineno) from None
+    if not isinstance(data, dict):
+        raise FileProblem(path, "must hold a JSON object { ... } at the top level.", line=1)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        key = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str)), None)
+        problem = "unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden" else err["msg"] + "."
+        raise FileProblem(path, problem, line=_line_of(text, key), field=field) from None
+
+
+def _line_of(text: str, key: str | None) -> int | None:
+    if not key:
+        return None
+    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def load_template(path: Path) -> Template:
+    return parse_model_file(Path(path), Template)

@@ -1,0 +1,1 @@
+"""The Gradio UI: thin wiring per tab. Only this package imports gradio."""

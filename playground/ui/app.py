@@ -1,0 +1,37 @@
+"""The app: one Blocks with a tab per capability, wired to services passed in."""
+
+import gradio as gr
+
+from ..services import Services
+from .chat_tab import build_chat_tab
+from .history_tab import build_history_tab
+
+LAUNCH_DEFAULTS = {
+    # Gradio's run history keeps inputs in the browser's localStorage; keys and chats must not end up there.
+    "run_history": False,
+    "theme": gr.themes.Soft(),
+    "css": "#chat-notice:empty{display:none}",
+}
+
+
+def build_app(services: Services) -> gr.Blocks:
+    with gr.Blocks(title="Playground", analytics_enabled=False) as demo:
+        gr.Markdown("## Playground · chat → compare → curate → train")
+        if services.problems:
+            gr.Markdown("⚠️ **Some files could not be used:**\n" + "\n".join(f"- {p}" for p in services.problems))
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"):
+                chat = build_chat_tab(services)
+            with gr.Tab("A/B", id="ab"):
+                gr.Markdown("Side-by-side comparison is coming next.")
+            with gr.Tab("Templates", id="templates"):
+                gr.Markdown("The template editor is coming next.")
+            with gr.Tab("Datasets", id="datasets"):
+                gr.Markdown("Datasets are coming next.")
+            with gr.Tab("History", id="history"):
+                build_history_tab(services, chat, tabs)
+        # Model lists arrive in the background after startup; offer them as soon as the page loads.
+        demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
+                  [chat.model], [chat.model], api_visibility="private")
+    demo.queue(default_concurrency_limit=16)
+    return demo

@@ -1,0 +1,193 @@
+"""Chat tab: pick a persona and a model, tune the request, stream replies with their metrics."""
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..chat import ChatSettings, check_message, stream_reply
+from ..conversation import Conversation
+from ..errors import PlaygroundError
+from ..params import PARAM_NAMES
+from ..services import Services
+from .format import error_notice, text_of, to_chatbot
+from .params_form import build_controls, control_values, parse_params
+
+
+@dataclass
+class ChatTab:
+    """The components other tabs need to reach (History reopens conversations into them)."""
+
+    chatbot: gr.Chatbot
+    state: gr.State
+    message: gr.Textbox
+    notice: gr.Markdown
+    persona: gr.Dropdown
+    model: gr.Dropdown
+    system_prompt: gr.Textbox
+    variables: gr.Dataframe
+    params: list
+    settings_inputs: list
+
+
+def variable_rows(persona, settings_variables: dict | None = None) -> list[list[str]]:
+    values = {**persona.variables, **(settings_variables or {})}
+    return [[name, values.get(name, "")] for name in persona.variable_names()] or [["", ""]]
+
+
+def parse_settings(services: Services, persona_name, model, system_prompt, variables, *param_values) -> ChatSettings:
+    if persona_name not in services.personas:
+        raise PlaygroundError(f"Unknown persona '{persona_name}'. Pick one from the Persona list.")
+    rows = variables.values.tolist() if hasattr(variables, "values") else (variables or [])
+    values = {str(r[0]).strip(): str(r[1]) for r in rows if r and str(r[0]).strip()}
+    return ChatSettings(persona=persona_name, model=model or "", system_prompt=system_prompt or "",
+                        params=parse_params(list(param_values)), variables=values)
+
+
+def build_chat_tab(services: Services) -> ChatTab:
+    names = sorted(services.personas)
+    first = services.personas[names[0]] if names else None
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            persona = gr.Dropdown(names, value=first.name if first else None, label="Persona",
+                                  info=first.description if first else "No personas found.")
+            model = gr.Dropdown(services.registry.choices(), value=services.registry.default_model(first and first.model),
+                                label="Model", allow_custom_value=True,
+                                info="Pick, or type any model name (provider:model for a specific endpoint).")
+            refresh = gr.Button("Refresh models", size="sm")
+            system_prompt = gr.Textbox(first.system_prompt if first else "", label="System prompt", lines=6, max_lines=14)
+            variables = gr.Dataframe(variable_rows(first) if first else [["", ""]], headers=["variable", "value"],
+                                     label="Variables", type="array", interactive=True, column_count=2)
+            with gr.Accordion("Parameters", open=False):
+                controls = build_controls()
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(to_chatbot(Conversation.start(first.greeting if first else "")), label="Chat",
+                                 editable="user", height=520, buttons=["copy"],
+                                 feedback_options=["Like", "Dislike"], group_consecutive_messages=False)
+            notice = gr.Markdown("", elem_id="chat-notice")
+            with gr.Row():
+                message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
+                                     lines=2, max_lines=10, scale=6, autofocus=True)
+                with gr.Column(scale=1, min_width=100):
+                    send = gr.Button("Send", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+                    new_chat = gr.Button("New chat")
+    state = gr.State(Conversation.start(first.greeting if first else ""))
+    params = [controls[n] for n in PARAM_NAMES]
+    settings_inputs = [persona, model, system_prompt, variables, *params]
+    tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, settings_inputs)
+    outputs = [chatbot, state, message, notice]
+
+    def reply_stream(conversation: Conversation, settings: ChatSettings, typed: str):
+        """Stream into the chat; on any failure the user's text goes back into the box."""
+        before = conversation.model_copy(deep=True)
+        persona_obj = services.personas[settings.persona]
+        try:
+            for updated in stream_reply(services, persona_obj, settings, conversation):
+                yield {chatbot: to_chatbot(updated), state: updated, message: "", notice: ""}
+        except PlaygroundError as e:  # nothing was sent: unfilled variable, unknown model
+            gr.Warning(str(e))
+            yield {chatbot: to_chatbot(before), state: before, message: typed, notice: error_notice(str(e))}
+            return
+        last = conversation.turns[-1]
+        if last.error:
+            gr.Warning(last.error)
+            yield {chatbot: to_chatbot(conversation), state: conversation, message: typed,
+                   notice: error_notice(last.error)}
+
+    def on_send(text, conversation, *values):
+        try:
+            check_message(text)
+            settings = parse_settings(services, *values)
+        except PlaygroundError as e:
+            gr.Warning(str(e))
+            yield {notice: error_notice(str(e))}
+            return
+        conversation = conversation.model_copy(deep=True)
+        conversation.add_user(text)
+        yield from _without_user_turn_on_refusal(reply_stream(conversation, settings, text), conversation)
+
+    def _without_user_turn_on_refusal(updates, conversation):
+        # reply_stream restores `before`, which already holds the new user turn; drop it so a retry is clean.
+        for update in updates:
+            if update.get(message) and state in update:
+                restored = update[state]
+                if restored.turns and restored.turns[-1].role == "user":
+                    restored.turns.pop()
+                update[chatbot] = to_chatbot(restored)
+            yield update
+
+    def on_retry(conversation, *values, data: gr.RetryData = None):
+        conversation = conversation.model_copy(deep=True)
+        del conversation.turns[data.index:]
+        if conversation.pending_user_text() is None:
+            yield {notice: error_notice("There is no message to answer again.")}
+            return
+        yield from _regenerate(conversation, values)
+
+    def on_edit(conversation, *values, data: gr.EditData = None):
+        conversation = conversation.model_copy(deep=True)
+        try:
+            conversation.edit(data.index, check_message(text_of(data.value)))
+        except (PlaygroundError, IndexError) as e:
+            yield {chatbot: to_chatbot(conversation), notice: error_notice(str(e))}
+            return
+        yield from _regenerate(conversation, values)
+
+    def _regenerate(conversation, values):
+        try:
+            settings = parse_settings(services, *values)
+        except PlaygroundError as e:
+            yield {notice: error_notice(str(e))}
+            return
+        yield {chatbot: to_chatbot(conversation), state: conversation, notice: ""}
+        yield from reply_stream(conversation, settings, "")
+
+    def on_undo(conversation, data: gr.UndoData = None):
+        conversation = conversation.model_copy(deep=True)
+        text = conversation.undo()
+        return {chatbot: to_chatbot(conversation), state: conversation, message: text, notice: ""}
+
+    def on_like(conversation, data: gr.LikeData = None):
+        conversation = conversation.model_copy(deep=True)
+        rating = 1 if data.liked is True else -1 if data.liked is False else 0
+        exchange_id = conversation.rate(data.index if isinstance(data.index, int) else data.index[0], rating)
+        if exchange_id is not None:
+            services.store.rate(exchange_id, rating)
+        return conversation
+
+    def on_stop(conversation):
+        # The stream is cancelled on the server; mark the partial reply the user is looking at.
+        conversation = conversation.model_copy(deep=True)
+        last = conversation.turns[-1] if conversation.turns else None
+        if last is not None and last.role == "assistant" and last.metrics is None:
+            last.incomplete, last.error = True, "Stopped before the reply was finished."
+        return {chatbot: to_chatbot(conversation), state: conversation}
+
+    def on_persona(name):
+        p = services.personas[name]
+        fresh = Conversation.start(p.greeting)
+        return [gr.update(info=p.description), gr.update(value=services.registry.default_model(p.model)),
+                p.system_prompt, variable_rows(p), *control_values(p.params), to_chatbot(fresh), fresh, ""]
+
+    def on_new_chat(name):
+        fresh = Conversation.start(services.personas[name].greeting if name in services.personas else "")
+        return to_chatbot(fresh), fresh, ""
+
+    def on_refresh(current):
+        problems = services.registry.refresh()
+        note = "\n".join(f"- {name}: {p}" for name, p in problems.items())
+        return gr.update(choices=services.registry.choices(), value=current), error_notice(note) if note else ""
+
+    send_event = send.click(on_send, [message, state, *settings_inputs], outputs, api_name="send")
+    submit_event = message.submit(on_send, [message, state, *settings_inputs], outputs, api_visibility="private")
+    retry_event = chatbot.retry(on_retry, [state, *settings_inputs], outputs, api_visibility="private")
+    edit_event = chatbot.edit(on_edit, [state, *settings_inputs], outputs, api_visibility="private")
+    chatbot.undo(on_undo, [state], outputs, api_visibility="private")
+    chatbot.like(on_like, [state], [state], api_visibility="private")
+    stop.click(on_stop, [state], [chatbot, state], cancels=[send_event, submit_event, retry_event, edit_event],
+               api_name="stop")
+    persona.change(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
+                   api_visibility="private")
+    new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
+    refresh.click(on_refresh, [model], [model, notice], api_visibility="private")
+    return tab

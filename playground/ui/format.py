@@ -1,0 +1,37 @@
+"""Pure translations between domain objects and what Gradio components show."""
+
+from ..conversation import Conversation, Turn
+
+
+def reply_markdown(turn: Turn) -> str:
+    """A reply as shown: its text, then a warning if it failed, then its metrics line."""
+    parts = [turn.content or ("" if turn.metrics or turn.error else "…")]
+    if turn.incomplete:
+        parts.append("*(incomplete)*")
+    if turn.error:
+        parts.append(f"⚠️ {turn.error}")
+    if turn.metrics:
+        parts.append(f"<sub>{turn.metrics}</sub>")
+    return "\n\n".join(p for p in parts if p)
+
+
+def to_chatbot(conversation: Conversation) -> list[dict]:
+    return [
+        {"role": t.role, "content": reply_markdown(t) if t.role == "assistant" else t.content}
+        for t in conversation.turns
+    ]
+
+
+def text_of(value) -> str:
+    """Gradio sends message content as a list of parts; the domain wants a string."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return text_of(value.get("content", value.get("text", "")))
+    if isinstance(value, list):
+        return "".join(text_of(part) for part in value)
+    return "" if value is None else str(value)
+
+
+def error_notice(message: str) -> str:
+    return f"⚠️ **{message}**" if message else ""

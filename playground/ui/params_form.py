@@ -1,0 +1,64 @@
+"""Controls for the sampling parameters, built from the pydantic fields so bounds live in one place."""
+
+import json
+
+import gradio as gr
+from annotated_types import Ge, Le
+
+from ..errors import PlaygroundError
+from ..params import PARAM_NAMES, SamplingParams
+
+LABELS = {"temperature": "Temperature", "top_p": "Top p", "max_tokens": "Max tokens", "seed": "Seed",
+          "presence_penalty": "Presence penalty", "frequency_penalty": "Frequency penalty", "stop": "Stop sequences"}
+
+
+def _bounds(name: str) -> tuple[float | None, float | None]:
+    low = high = None
+    for item in SamplingParams.model_fields[name].metadata:
+        if isinstance(item, Ge):
+            low = item.ge
+        if isinstance(item, Le):
+            high = item.le
+    return low, high
+
+
+def build_controls() -> dict[str, gr.components.Component]:
+    controls = {}
+    for name in PARAM_NAMES:
+        field = SamplingParams.model_fields[name]
+        low, high = _bounds(name)
+        info = field.description
+        if name == "stop":
+            controls[name] = gr.Textbox(label=LABELS[name], info=info + ' A JSON list, e.g. ["\\n", "User:"].',
+                                        value="[]", max_lines=2)
+        elif name in ("seed", "max_tokens"):
+            controls[name] = gr.Number(label=LABELS[name], info=info, value=field.default, precision=0,
+                                       minimum=low, maximum=high)
+        else:
+            controls[name] = gr.Slider(label=LABELS[name], info=info, minimum=low, maximum=high, step=0.05,
+                                       value=field.default)
+    return controls
+
+
+def control_values(params: SamplingParams) -> list:
+    values = params.model_dump()
+    return [json.dumps(values[n]) if n == "stop" else values[n] for n in PARAM_NAMES]
+
+
+def parse_params(values: list) -> SamplingParams:
+    raw = dict(zip(PARAM_NAMES, values))
+    try:
+        stop = json.loads(raw["stop"] or "[]")
+    except json.JSONDecodeError:
+        raise PlaygroundError('Stop sequences must be a JSON list of strings, e.g. ["\\n"].') from None
+    if isinstance(stop, str):
+        stop = [stop]
+    raw["stop"] = stop
+    if raw["seed"] in ("", None):
+        raw["seed"] = None
+    try:
+        return SamplingParams(**raw)
+    except ValueError as e:
+        first = e.errors()[0] if hasattr(e, "errors") else {"loc": ["?"], "msg": str(e)}
+        name = LABELS.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise PlaygroundError(f"{name}: {first['msg']}.") from None
