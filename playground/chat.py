@@ -1,5 +1,6 @@
 """One reply: build exactly the request the model will get, stream it, measure it, log it."""
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from .services import Services
 from .store import Exchange
 from .templates import fill, fill_messages, render_prompt
 from .tokens import count_messages, count_text
+
+
+logger = logging.getLogger(__name__)
 
 
 class ChatSettings(BaseModel):
@@ -49,8 +53,13 @@ class Request:
         return body
 
 
-def build_request(persona: Persona, settings: ChatSettings, conversation: Conversation) -> Request:
-    """System prompt, few-shot seed turns, then the chat, with {{variables}} filled and speaker prefixes added."""
+def build_request(persona: Persona, settings: ChatSettings, conversation: Conversation,
+                  as_prompt: bool = False) -> Request:
+    """System prompt, few-shot seed turns, then the chat, with {{variables}} filled and speaker prefixes added.
+
+    `as_prompt` renders it as text for /v1/completions with the persona's prompt format; the provider
+    decides (see Provider.uses_completions), since the endpoint follows the model, not the persona.
+    """
     values = {**persona.variables, **settings.variables}
     system = [Message(role="system", content=fill(settings.system_prompt, values))] if settings.system_prompt.strip() else []
     seeds = fill_messages(persona.seed_messages, values)
@@ -59,7 +68,7 @@ def build_request(persona: Persona, settings: ChatSettings, conversation: Conver
         for m in conversation.history()
     ]
     messages = system + seeds + history
-    if persona.mode == "completion":
+    if as_prompt:
         return Request("completion", messages, render_prompt(messages, persona.prompt_format))
     return Request("chat", messages)
 
@@ -96,8 +105,8 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
     Every outcome is logged: a finished reply, a provider error, and a Stop (the generator being closed).
     Errors that occur before anything is sent (unfilled variables, unknown model) are raised instead.
     """
-    request = build_request(persona, settings, conversation)
     provider, model = services.registry.resolve(settings.model)
+    request = build_request(persona, settings, conversation, provider.uses_completions(model, persona.mode == "completion"))
     reply = conversation.turns[-1] if conversation.turns[-1].role == "assistant" else None
     if reply is None:
         conversation.turns.append(reply := Turn(role="assistant", content=""))
@@ -117,6 +126,9 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
     except GeneratorExit:
         error = "Stopped before the reply was finished."
         raise
+    except Exception as e:  # a bug or an unforeseen reply shape: keep the partial reply and log it, never lose it
+        logger.exception("reply from %s failed", settings.model)
+        error = f"Unexpected error while reading the reply: {type(e).__name__}: {e}"
     finally:
         if stream is not None:
             close = getattr(stream.chunks, "close", None)
@@ -134,9 +146,11 @@ def _finish(services, persona, settings, conversation, request, provider_name, m
     else:
         prompt = count_text(request.prompt, model) if request.prompt is not None else count_messages(request.messages, model)
         prompt_tokens, completion_tokens = prompt, count_text(reply.content, model)
+    # A request that was refused or never reached the server is not billed.
+    cost = cost_usd(model, prompt_tokens, completion_tokens, services.prices()) if stream else 0.0
     metrics = Metrics(
         model=model, provider=provider_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-        counted=usage is None, cost_usd=cost_usd(model, prompt_tokens, completion_tokens, services.prices()),
+        counted=usage is None, cost_usd=cost,
         ttft_ms=(stream.first_token_at - stream.started_at) * 1000 if stream and stream.first_token_at else None,
         duration_ms=duration_ms,
     )

@@ -60,6 +60,8 @@ def serve(args) -> int:
 
 def models(args) -> int:
     services = services_from(args, detect_local=False)
+    for problem in services.problems:
+        print(f"warning: {problem}", file=sys.stderr)
     services.registry.refresh()
     if not args.no_detect:
         services.registry.detect_local_servers()

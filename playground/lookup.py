@@ -46,6 +46,9 @@ class LookupProvider:
     def is_completion_model(self, model: str) -> bool:
         return False
 
+    def uses_completions(self, model: str, persona_prefers: bool) -> bool:
+        return False
+
     def stream_chat(self, model: str, messages: list[Message], params: SamplingParams, dataset: str | None = None) -> Stream:
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         return self._answer(question, dataset, params)

@@ -11,7 +11,7 @@ def m001_initial(db: Database) -> None:
     db["conversations"].create(
         {
             "id": str, "title": str, "persona": str, "provider": str, "model": str,
-            "settings": str, "transcript": str, "created_at": str, "updated_at": str,
+            "settings": str, "transcript": str, "transcript_text": str, "created_at": str, "updated_at": str,
         },
         pk="id",
     )
@@ -30,7 +30,8 @@ def m001_initial(db: Database) -> None:
     db["exchanges"].create_index(["conversation_id", "turn"])
     db["exchanges"].create_index(["created_at"])
     db["exchanges"].enable_fts(["request_text", "reply"], create_triggers=True, tokenize="porter")
-    db["conversations"].enable_fts(["title", "transcript"], create_triggers=True, tokenize="porter")
+    # Index the words said, not the transcript's JSON: its keys ("role", "error", ...) would match every conversation.
+    db["conversations"].enable_fts(["title", "transcript_text"], create_triggers=True, tokenize="porter")
     db["lookup_examples"].create(
         {"id": int, "dataset": str, "fingerprint": str, "user_text": str, "reply": str}, pk="id"
     )

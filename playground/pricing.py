@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from .errors import FileProblem
+from .templates import parse_model_file
 from .tokens import base_model
 
 
@@ -34,6 +34,7 @@ DEFAULT_PRICES: dict[str, Price] = {
     "ft:gpt-4o-mini": Price(input=0.30, output=1.20),
     "ft:gpt-4.1": Price(input=3.00, output=12.00),
     "ft:gpt-4.1-mini": Price(input=0.80, output=3.20),
+    "ft:gpt-4.1-nano": Price(input=0.20, output=0.80),
     "ft:gpt-3.5-turbo": Price(input=3.00, output=6.00),
     "ft:davinci-002": Price(input=12.00, output=12.00),
     "ft:babbage-002": Price(input=1.60, output=1.60),
@@ -60,10 +61,7 @@ def load_prices(path: Path) -> dict[str, Price]:
     table = dict(DEFAULT_PRICES)
     if not path.exists():
         return table
-    try:
-        table.update(PriceTable.model_validate_json(path.read_text(encoding="utf-8")).root)
-    except (ValidationError, UnicodeDecodeError) as e:
-        raise FileProblem(path, f"is not a valid price table ({str(e).splitlines()[0]}). Fix or delete it.") from None
+    table.update(parse_model_file(path, PriceTable).root)
     return table
 
 

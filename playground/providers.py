@@ -29,6 +29,10 @@ LOCAL_SERVERS = {
 }
 
 
+# OpenAI families served only through chat completions.
+CHAT_MODEL_FAMILIES = ("gpt-3.5-turbo", "gpt-4", "gpt-5", "chatgpt", "o1", "o3", "o4")
+
+
 class EndpointConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +87,7 @@ class Provider:
     def __init__(self, config: EndpointConfig, api_key: str | None):
         self.config = config
         self.name = config.name
+        self.has_key = bool(api_key)
         # Retries are off: a retried call would hide its latency and cost, and the user decides.
         self.client = openai.OpenAI(
             base_url=config.base_url, api_key=api_key or "no-key-needed", max_retries=0,
@@ -92,6 +97,13 @@ class Provider:
     def is_completion_model(self, model: str) -> bool:
         return model in self.config.completion_models or model.removeprefix("ft:").split(":")[0] in (
             "davinci-002", "babbage-002")
+
+    def uses_completions(self, model: str, persona_prefers: bool) -> bool:
+        """Base models only have /v1/completions. A completion persona also sends unknown models there
+        (a base model on vLLM, say), but never a known chat model, which that endpoint would refuse."""
+        if self.is_completion_model(model):
+            return True
+        return persona_prefers and not model.removeprefix("ft:").startswith(CHAT_MODEL_FAMILIES)
 
     def list_models(self) -> list[str]:
         try:
@@ -157,10 +169,17 @@ class Provider:
             return ProviderError("connection", f"Cannot connect to {where}. Is the server running? "
                                  "Start it, or pick another model.")
         if isinstance(e, openai.AuthenticationError):
+            if self.config.api_key_env and not self.has_key:
+                return ProviderError("auth", f"{where} needs a key (401), but ${self.config.api_key_env} is not set. "
+                                     "Set it and restart the app.", 401)
             return ProviderError("auth", f"{where} rejected {key_hint} (401). Check the key and restart the app.", 401)
         if isinstance(e, openai.PermissionDeniedError):
             return ProviderError("permission", f"{where} refused access (403): {_server_message(e)}", 403)
         if isinstance(e, openai.NotFoundError):
+            if model is None or not _names_model(e, model):
+                # A 404 that is not about the model means the path is wrong, usually a base URL without /v1.
+                return ProviderError("not_found", f"{where} has no such API path (404: {_server_message(e)}). Check "
+                                     "the endpoint's base URL: it usually ends in /v1.", 404)
             return ProviderError("not_found", f"{where} has no model '{model}' (404). Pick one from the Model list "
                                  "or check the spelling.", 404)
         if isinstance(e, openai.RateLimitError):
@@ -182,6 +201,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _names_model(e: openai.APIStatusError, model: str) -> bool:
+    return getattr(e, "code", None) == "model_not_found" or model in _server_message(e)
 
 
 def _server_message(e: openai.APIStatusError) -> str:

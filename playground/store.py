@@ -73,6 +73,19 @@ class Store:
         finally:
             conn.close()
 
+    @contextmanager
+    def writing(self) -> Iterator[Database]:
+        """A connection that holds the write lock from its first statement, committed on success.
+
+        A deferred transaction on a table with FTS triggers reads first; in WAL mode a read that must then
+        become a write fails at once ("database is locked") when another writer got in between, without
+        waiting out the busy timeout. BEGIN IMMEDIATE waits its turn instead.
+        """
+        with self.db() as db:
+            with db.conn:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+
     # --- exchanges -------------------------------------------------------------------------
     def log_exchange(self, exchange: Exchange) -> int:
         row = asdict(exchange)
@@ -80,11 +93,11 @@ class Store:
         row["request_text"] = exchange.request_text()
         row["tokens_counted"] = int(exchange.tokens_counted)
         row["incomplete"] = int(exchange.incomplete)
-        with self.db() as db:
+        with self.writing() as db:
             return db["exchanges"].insert(row).last_pk
 
     def rate(self, exchange_id: int, rating: int) -> None:
-        with self.db() as db:
+        with self.writing() as db:
             db["exchanges"].update(exchange_id, {"rating": rating})
 
     def exchange(self, exchange_id: int) -> dict:
@@ -109,12 +122,13 @@ class Store:
     # --- conversations ---------------------------------------------------------------------
     def save_conversation(self, conversation_id: str, *, title: str, persona: str, provider: str, model: str,
                           settings: dict, transcript: list[dict]) -> None:
-        with self.db() as db:
+        with self.writing() as db:
             existing = db["conversations"].count_where("id = ?", [conversation_id])
             row = {
                 "id": conversation_id, "title": title[:120], "persona": persona, "provider": provider,
                 "model": model, "settings": json.dumps(settings, ensure_ascii=False),
-                "transcript": json.dumps(transcript, ensure_ascii=False), "updated_at": now(),
+                "transcript": json.dumps(transcript, ensure_ascii=False),
+                "transcript_text": "\n".join(str(t.get("content") or "") for t in transcript), "updated_at": now(),
             }
             if existing:
                 db["conversations"].update(conversation_id, row)
@@ -139,15 +153,14 @@ class Store:
     # --- lookup index ----------------------------------------------------------------------
     def index_lookup(self, dataset: str, fingerprint: str, pairs: list[tuple[str, str]]) -> None:
         """(Re)build one dataset's index unless it is already built from the same file contents."""
-        with self.db() as db:
+        with self.writing() as db:
             table = db["lookup_examples"]
             if table.count_where("dataset = ? and fingerprint = ?", [dataset, fingerprint]):
                 return
-            with db.conn:
-                db.execute("delete from lookup_examples where dataset = ?", [dataset])
-                table.insert_all(
-                    {"dataset": dataset, "fingerprint": fingerprint, "user_text": u, "reply": r} for u, r in pairs
-                )
+            db.execute("delete from lookup_examples where dataset = ?", [dataset])
+            table.insert_all(
+                {"dataset": dataset, "fingerprint": fingerprint, "user_text": u, "reply": r} for u, r in pairs
+            )
 
     def lookup(self, dataset: str, query: str) -> str | None:
         """The reply whose user turn ranks best (BM25) against the query."""

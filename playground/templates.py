@@ -47,7 +47,8 @@ class Template(SamplingParams):
     @property
     def seed_messages(self) -> list[Message]:
         """The few-shot turns after the system prompt."""
-        return self.messages[1:] if self.system_prompt else list(self.messages)
+        has_system = bool(self.messages) and self.messages[0].role == "system"
+        return self.messages[1:] if has_system else list(self.messages)
 
     def variable_names(self) -> list[str]:
         return variables_in(*(m.content for m in self.messages))
@@ -115,16 +116,52 @@ def parse_model_file(path: Path, cls: type[BaseModel]):
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
-        key = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str)), None)
         problem = "unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden" else err["msg"] + "."
-        raise FileProblem(path, problem, line=_line_of(text, key), field=field) from None
+        raise FileProblem(path, problem, line=_line_of(text, err["loc"]), field=field) from None
 
 
-def _line_of(text: str, key: str | None) -> int | None:
-    if not key:
+def _line_of(text: str, loc: tuple) -> int:
+    """The line of the value at `loc` in valid JSON text, or of its deepest part that exists (a missing field's object).
+
+    Walking the path matters: searching for the key alone finds the first message's "role", not the third's.
+    """
+    decoder = json.JSONDecoder()
+    line_at = value_at = _skip_space(text, 0)
+    for part in loc:
+        found = _member(text, value_at, part, decoder)
+        if found is None:
+            break
+        line_at, value_at = found
+    return text.count("\n", 0, line_at) + 1
+
+
+def _member(text: str, at: int, part, decoder: json.JSONDecoder) -> tuple[int, int] | None:
+    """(start of the entry, start of its value) for key or index `part` of the object or array at `at`."""
+    opener = text[at]
+    if opener not in "{[":
         return None
-    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+    i, index = at + 1, 0
+    while True:
+        start = i = _skip_space(text, i)
+        if text[i] in "}]":
+            return None
+        key = index
+        if opener == "{":
+            key, i = json.decoder.scanstring(text, i + 1)
+            i = _skip_space(text, _skip_space(text, i) + 1)  # past the colon
+        if key == part:
+            return start, i
+        _, i = decoder.raw_decode(text, i)
+        i = _skip_space(text, i)
+        if text[i] != ",":
+            return None
+        i, index = i + 1, index + 1
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
 
 
 def load_template(path: Path) -> Template:

@@ -7,6 +7,7 @@ tiktoken downloads its encoding files on first use; here they are copied into it
 import functools
 import gzip
 import os
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def seed_cache() -> Path:
         target = folder / cache_name
         if target.exists():
             continue
-        partial = folder / f"{cache_name}.{os.getpid()}.tmp"
+        # Per process and thread: Gradio handlers count tokens in worker threads, and two first chats may seed at once.
+        partial = folder / f"{cache_name}.{os.getpid()}.{threading.get_ident()}.tmp"
         partial.write_bytes(gzip.decompress((data / f"{encoding}.tiktoken.gz").read_bytes()))
         partial.replace(target)
     return folder

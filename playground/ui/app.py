@@ -28,8 +28,8 @@ def build_app(services: Services) -> gr.Blocks:
                 gr.Markdown("The template editor is coming next.")
             with gr.Tab("Datasets", id="datasets"):
                 gr.Markdown("Datasets are coming next.")
-            with gr.Tab("History", id="history"):
-                build_history_tab(services, chat, tabs)
+            with gr.Tab("History", id="history") as history:
+                build_history_tab(services, chat, tabs, history)
         # Model lists arrive in the background after startup; offer them as soon as the page loads.
         demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
                   [chat.model], [chat.model], api_visibility="private")

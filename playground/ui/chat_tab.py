@@ -58,7 +58,7 @@ def build_chat_tab(services: Services) -> ChatTab:
             variables = gr.Dataframe(variable_rows(first) if first else [["", ""]], headers=["variable", "value"],
                                      label="Variables", type="array", interactive=True, column_count=2)
             with gr.Accordion("Parameters", open=False):
-                controls = build_controls()
+                controls = build_controls(first.params if first else None)
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(to_chatbot(Conversation.start(first.greeting if first else "")), label="Chat",
                                  editable="user", height=520, buttons=["copy"],
@@ -104,13 +104,17 @@ def build_chat_tab(services: Services) -> ChatTab:
             return
         conversation = conversation.model_copy(deep=True)
         conversation.add_user(text)
-        yield from _without_user_turn_on_refusal(reply_stream(conversation, settings, text), conversation)
+        yield from _without_failed_attempt(reply_stream(conversation, settings, text))
 
-    def _without_user_turn_on_refusal(updates, conversation):
-        # reply_stream restores `before`, which already holds the new user turn; drop it so a retry is clean.
+    def _without_failed_attempt(updates):
+        # On a failure the text goes back into the box. If no reply text came back either, take the attempt out of
+        # the chat too (the log keeps it): otherwise sending the text again shows the model the user message twice.
         for update in updates:
             if update.get(message) and state in update:
                 restored = update[state]
+                last = restored.turns[-1] if restored.turns else None
+                if last is not None and last.role == "assistant" and last.error and not last.content:
+                    restored.turns.pop()
                 if restored.turns and restored.turns[-1].role == "user":
                     restored.turns.pop()
                 update[chatbot] = to_chatbot(restored)
@@ -189,5 +193,7 @@ def build_chat_tab(services: Services) -> ChatTab:
     persona.change(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
                    api_visibility="private")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
+    # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
+    chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
     refresh.click(on_refresh, [model], [model, notice], api_visibility="private")
     return tab

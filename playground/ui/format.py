@@ -6,7 +6,7 @@ from ..conversation import Conversation, Turn
 def reply_markdown(turn: Turn) -> str:
     """A reply as shown: its text, then a warning if it failed, then its metrics line."""
     parts = [turn.content or ("" if turn.metrics or turn.error else "…")]
-    if turn.incomplete:
+    if turn.incomplete and turn.content:
         parts.append("*(incomplete)*")
     if turn.error:
         parts.append(f"⚠️ {turn.error}")

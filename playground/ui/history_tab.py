@@ -28,7 +28,7 @@ def exchange_rows(services: Services, query: str) -> list[list]:
     return rows or [[""] * len(EXCHANGE_COLUMNS)]
 
 
-def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs) -> None:
+def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.Tab) -> None:
     with gr.Row():
         query = gr.Textbox(label="Search", placeholder="Words from a message or a reply", scale=4)
         search = gr.Button("Search", scale=1)
@@ -67,6 +67,8 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs) -> None:
 
     search.click(on_search, [query], [conversations, exchanges], api_name="history_search")
     query.submit(on_search, [query], [conversations, exchanges], api_visibility="private")
+    # The tables are filled when the app is built; chats since then must show up when the tab is opened.
+    tab.select(on_search, [query], [conversations, exchanges], api_visibility="private")
     conversations.select(on_select, None, [conversation_id], api_visibility="private")
     open_button.click(on_open, [conversation_id],
                       [chat.chatbot, chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables,

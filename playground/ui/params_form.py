@@ -22,7 +22,9 @@ def _bounds(name: str) -> tuple[float | None, float | None]:
     return low, high
 
 
-def build_controls() -> dict[str, gr.components.Component]:
+def build_controls(initial: SamplingParams | None = None) -> dict[str, gr.components.Component]:
+    """One control per parameter, showing `initial` (the first persona's values) rather than the bare defaults."""
+    values = dict(zip(PARAM_NAMES, control_values(initial or SamplingParams())))
     controls = {}
     for name in PARAM_NAMES:
         field = SamplingParams.model_fields[name]
@@ -30,13 +32,13 @@ def build_controls() -> dict[str, gr.components.Component]:
         info = field.description
         if name == "stop":
             controls[name] = gr.Textbox(label=LABELS[name], info=info + ' A JSON list, e.g. ["\\n", "User:"].',
-                                        value="[]", max_lines=2)
+                                        value=values[name], max_lines=2)
         elif name in ("seed", "max_tokens"):
-            controls[name] = gr.Number(label=LABELS[name], info=info, value=field.default, precision=0,
+            controls[name] = gr.Number(label=LABELS[name], info=info, value=values[name], precision=0,
                                        minimum=low, maximum=high)
         else:
             controls[name] = gr.Slider(label=LABELS[name], info=info, minimum=low, maximum=high, step=0.05,
-                                       value=field.default)
+                                       value=values[name])
     return controls
 
 

@@ -1,0 +1,199 @@
+"""The Chat and History tabs as a user sees them, in headless Chromium against the fake OpenAI server."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import (
+    bot_messages, choose_model, choose_persona, launch, message_box, notice, open_app, open_tab, screenshot,
+    send, user_messages, wait_for_reply, words,
+)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def app_url(services):
+    """The app launched the way `python app.py` launches it (theme, CSS, no run history)."""
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+
+    demo = build_app(services)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
+    yield url
+    demo.close()
+
+
+@pytest.fixture
+def app(browser, app_url):
+    page, foreign = open_app(browser, app_url)
+    yield page, foreign
+    page.context.close()
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_reply_streams_in_with_its_metrics_and_is_logged(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "When does the regatta start?")
+
+    reply = wait_for_reply(page, "Echo: When does the regatta start?")
+    metrics = reply.locator("sub")
+    expect(metrics).to_be_visible()
+    expect(metrics).to_contain_text("gpt-4o-mini")
+    expect(metrics).to_contain_text("first token")
+    assert metrics.bounding_box()["y"] > reply.get_by_text("Echo: When does").bounding_box()["y"]
+    expect(message_box(page)).to_have_value("")
+    screenshot(page, "chat")
+
+    [exchange] = services.store.exchanges()
+    assert exchange["model"] == "gpt-4o-mini" and exchange["reply"] == "Echo: When does the regatta start?"
+    # The first persona is a completion persona: its own parameters must be the ones sent.
+    assert exchange["request"]["prompt"].endswith("Q: When does the regatta start?\nA:")
+    assert exchange["request"]["temperature"] == 0 and exchange["request"]["stop"] == ["\n"]
+
+
+def test_server_error_names_the_cause_and_keeps_the_typed_message(app, services, fake_server):
+    page, _ = app
+    choose_model(page, "local:fault-500")
+    send(page, "Is the bridge open?")
+
+    expect(notice(page)).to_contain_text("server error (500)")
+    expect(notice(page)).to_contain_text("Try again")
+    expect(message_box(page)).to_have_value("Is the bridge open?")
+    expect(user_messages(page)).to_have_count(0)
+    screenshot(page, "error")
+    assert services.store.exchanges()[0]["error"]
+
+    # Sending the kept text again with a working model asks the question once, not twice.
+    choose_model(page, "local:gpt-4o-mini")
+    page.get_by_role("button", name="Send", exact=True).click()
+    wait_for_reply(page, "Echo: Is the bridge open?")
+    expect(notice(page)).to_be_empty()
+    expect(user_messages(page)).to_have_count(1)
+    assert services.store.exchanges()[0]["request"]["prompt"].count("Is the bridge open?") == 1
+
+
+def test_broken_stream_keeps_the_partial_reply_marked_incomplete(app, services):
+    page, _ = app
+    choose_model(page, "local:fault-break")
+    send(page, "Tell me about the mill")
+
+    reply = bot_messages(page).last
+    expect(reply).to_contain_text("Partial one two")
+    expect(reply).to_contain_text("(incomplete)")
+    expect(notice(page)).to_contain_text("broke off")
+    expect(message_box(page)).to_have_value("Tell me about the mill")
+    screenshot(page, "incomplete")
+    [exchange] = services.store.exchanges()
+    assert exchange["incomplete"] == 1 and exchange["reply"] == "Partial one two"
+
+
+def test_like_rates_the_logged_exchange(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Who is the mayor?")
+    wait_for_reply(page, "Echo: Who is the mayor?")
+
+    page.get_by_role("button", name="Like", exact=True).last.click()
+    wait_until(lambda: services.store.exchanges()[0]["rating"] == 1)
+
+
+def test_stop_keeps_the_partial_reply_marked_incomplete(app, services, fake_server):
+    page, _ = app
+    fake_server.token_delay = 0.05
+    choose_persona(page, "Location Extractor")
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Count for me [tokens=200]")
+    reply = bot_messages(page).last
+    expect(reply).to_contain_text("w5")
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(reply).to_contain_text("(incomplete)")
+    shown = words(reply.inner_text())
+    page.wait_for_timeout(500)
+    assert words(reply.inner_text()) == shown, "the reply kept growing after Stop"
+    expect(reply).to_contain_text("(incomplete)")
+    screenshot(page, "stopped")
+
+    wait_until(lambda: services.store.exchanges())
+    [exchange] = services.store.exchanges()
+    assert exchange["incomplete"] == 1
+    assert 5 <= len(words(exchange["reply"])) < 200
+    assert shown[:5] == ["w1", "w2", "w3", "w4", "w5"]
+
+
+def test_switching_persona_loads_its_system_prompt_and_variables(app):
+    page, _ = app
+    system_prompt = page.get_by_label("System prompt", exact=True)
+    expect(system_prompt).to_have_value(re.compile("Brindlecombe"))
+
+    choose_persona(page, "Rude Support Agent")
+    expect(system_prompt).to_have_value(re.compile("smart kettles"))
+    expect(page.get_by_label("Persona", exact=True)).to_have_value("Rude Support Agent")
+    expect(page.get_by_role("gridcell", name="company", exact=True)).to_be_visible()
+    expect(page.get_by_role("gridcell", name="Kettlebloom", exact=True)).to_be_visible()
+    expect(bot_messages(page)).to_have_text(["Support. What's the kettle done this time?"])
+
+
+def test_history_lists_the_conversation_and_reopens_it(app):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Where is the lighthouse?")
+    wait_for_reply(page, "Echo: Where is the lighthouse?")
+    page.get_by_role("button", name="New chat", exact=True).click()
+    expect(user_messages(page)).to_have_count(0)
+
+    open_tab(page, "History")
+    title = page.get_by_role("gridcell", name="Where is the lighthouse?", exact=True)
+    expect(title).to_be_visible()
+    screenshot(page, "history")
+    title.click()
+    expect(page.get_by_label("Conversation id", exact=True)).not_to_have_value("")
+    page.get_by_role("button", name="Open in Chat", exact=True).click()
+
+    expect(page.get_by_role("tab", name="Chat", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])
+    wait_for_reply(page, "Echo: Where is the lighthouse?")
+
+
+def test_clear_button_starts_a_new_chat(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "First question")
+    wait_for_reply(page, "Echo: First question")
+    page.get_by_role("button", name="Clear", exact=True).click()
+    expect(user_messages(page)).to_have_count(0)
+
+    send(page, "Second question")
+    wait_for_reply(page, "Echo: Second question")
+    expect(user_messages(page)).to_have_text(["Second question"])
+    latest, first = services.store.exchanges()
+    assert "First question" not in latest["request"]["prompt"]
+    assert latest["conversation_id"] != first["conversation_id"]
+
+
+def test_page_talks_only_to_the_app_and_keeps_no_key_in_the_browser(app):
+    page, foreign = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Anything")
+    wait_for_reply(page, "Echo: Anything")
+    open_tab(page, "History")
+
+    assert foreign == []
+    storage = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
+    assert "sk-test" not in storage
+    assert "sk-test" not in page.content()
