@@ -270,7 +270,8 @@ class _Job:
             result.prompt_tokens, result.completion_tokens = stream.usage.prompt_tokens, stream.usage.completion_tokens
         else:
             result.tokens_counted = True
-            result.prompt_tokens = count_text(request, model) if isinstance(request, str) else count_messages(request, model)
+            counted = count_text(request, model) if isinstance(request, str) else count_messages(request, model)
+            result.prompt_tokens = counted
             result.completion_tokens = count_text(reply, model)
         result.cost_usd = cost_usd(model, result.prompt_tokens, result.completion_tokens, self.prices)
 

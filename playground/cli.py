@@ -39,11 +39,11 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def services_from(args, detect_local: bool | None = None):
+def services_from(args, detect_local: bool | None = None, discover: bool = True):
     from .services import build_services
 
     detect = not args.no_detect if detect_local is None else detect_local
-    return build_services(home=args.home, providers_file=args.providers, detect_local=detect)
+    return build_services(home=args.home, providers_file=args.providers, detect_local=detect, discover=discover)
 
 
 def serve(args) -> int:
@@ -59,13 +59,12 @@ def serve(args) -> int:
 
 
 def models(args) -> int:
-    services = services_from(args, detect_local=False)
+    services = services_from(args, detect_local=False, discover=False)
     for problem in services.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    services.registry.refresh()
+    problems = services.registry.refresh()
     if not args.no_detect:
         services.registry.detect_local_servers()
-    problems = services.registry.refresh()
     listed = services.registry.models()
     if args.json:
         print(json.dumps(listed, indent=2))

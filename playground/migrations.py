@@ -37,3 +37,27 @@ def m001_initial(db: Database) -> None:
     )
     db["lookup_examples"].create_index(["dataset"])
     db["lookup_examples"].enable_fts(["user_text"], create_triggers=True, tokenize="porter")
+
+
+@migrations()
+def m002_datasets(db: Database) -> None:
+    db["datasets"].create(
+        {"id": int, "name": str, "description": str, "created_at": str},
+        pk="id",
+        not_null={"name", "created_at"},
+        defaults={"description": ""},
+    )
+    db["datasets"].create_index(["name"], unique=True)
+    # messages/tags/source are JSON; deleted_at marks a soft delete so it can be undone.
+    # tokens is the gpt-4o-mini count, kept for list totals; stats recount for whichever model is asked.
+    db["examples"].create(
+        {
+            "id": int, "dataset_id": int, "messages": str, "chosen": str, "rejected": str, "tags": str,
+            "excluded": int, "source": str, "tokens": int, "created_at": str, "updated_at": str, "deleted_at": str,
+        },
+        pk="id",
+        foreign_keys=[("dataset_id", "datasets", "id")],
+        not_null={"dataset_id", "messages", "created_at", "updated_at"},
+        defaults={"tags": "[]", "excluded": 0, "source": "{}", "tokens": 0},
+    )
+    db["examples"].create_index(["dataset_id", "deleted_at"])

@@ -2,10 +2,16 @@
 
 from pathlib import Path
 
+import re
+
 from pydantic import Field
 
 from .errors import FileProblem
 from .templates import Template, parse_model_file
+
+# A name of one to three capitalised words before a colon. "Note: ..." also matches; "Quick question: ..."
+# does not. Typing the persona's own speaker name always works.
+NAMED_SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,2}: ")
 
 
 class Persona(Template):
@@ -18,7 +24,10 @@ class Persona(Template):
     tags: list[str] = Field(default_factory=list)
 
     def speaker_prefixed(self, text: str) -> str:
-        return f"{self.speaker}: {text}" if self.speaker and not text.startswith(self.speaker + ":") else text
+        """Prefix the default speaker unless the user named one ("Dez: ...", "Mrs. Halvorsen: ...")."""
+        if not self.speaker or NAMED_SPEAKER.match(text):
+            return text
+        return f"{self.speaker}: {text}"
 
 
 def load_persona(path: Path) -> Persona:

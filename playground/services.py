@@ -46,6 +46,7 @@ def build_services(
     providers_file: Path | None = None,
     environ: dict | None = None,
     detect_local: bool = True,
+    discover: bool = True,
 ) -> Services:
     environ = dict(os.environ if environ is None else environ)
     home = Path(home) if home else home_dir(environ)
@@ -64,8 +65,9 @@ def build_services(
     personas, persona_problems = load_personas(personas_dir)
     problems += [str(p) for p in persona_problems]
     services = Services(store, registry, personas, home, Path(datasets_dir), Path(personas_dir), problems)
-    # Model lists and local servers are looked up beside startup, never in its way.
-    threading.Thread(target=_discover, args=(registry, detect_local), daemon=True).start()
+    if discover:
+        # Model lists and local servers are looked up beside startup, never in its way.
+        threading.Thread(target=_discover, args=(registry, detect_local), daemon=True).start()
     return services
 
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from playground.checks import Check, parse_groups, run_check
 from playground.errors import FileProblem
-from playground.promptset import BadPromptSet, load_prompt_set, parse_prompt_set
+from playground.promptset import BadPromptSet, iter_prompt_rows, load_prompt_set, parse_prompt_set
 
 PUZZLE = [["bass", "flounder", "salmon", "trout"], ["ant", "drill", "island", "opal"],
           ["are", "why", "you", "queue"], ["beam", "fire", "ring", "well"]]
@@ -192,7 +192,6 @@ def test_prompt_sets_are_read_line_by_line():
 
     with pytest.raises(AssertionError):
         parse_prompt_set(lines())
-    from playground.promptset import iter_prompt_rows
     assert next(iter_prompt_rows(lines())).prompt == "first"
 
 

@@ -154,6 +154,10 @@ def test_persona_field_problems(tmp_path, content, field):
     ("Tobin", "what's that smell?", "Tobin: what's that smell?"),
     ("Tobin", "Tobin: already prefixed", "Tobin: already prefixed"),
     ("Tobin", "Tobinator here", "Tobin: Tobinator here"),
+    ("Tobin", "Dez: is it safe?", "Dez: is it safe?"),                       # another named speaker talks
+    ("Tobin", "Mrs. Halvorsen: the hedge!", "Mrs. Halvorsen: the hedge!"),
+    ("Tobin", "Quick question: is it safe?", "Tobin: Quick question: is it safe?"),
+    ("Tobin", "what: no capital", "Tobin: what: no capital"),
     (None, "hello", "hello"),
     ("", "hello", "hello"),
 ])

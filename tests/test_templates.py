@@ -36,6 +36,7 @@ def line_of(path: Path, line: int) -> str:
     ("{{x}}", {"x": "{{y}}", "y": "SHOULD NOT APPEAR"}, "{{y}}"),
     ("{{x}} and {{y}}", {"x": "{{y}}", "y": "why"}, "{{y}} and why"),
     ("{{x}}", {"x": "  padded  "}, "  padded  "),
+    ("path: {{p}}", {"p": r"C:\new\1 \g<0>"}, r"path: C:\new\1 \g<0>"),
     ("{{not a var}} {{x}}", {"x": "1"}, "{{not a var}} 1"),
 ])
 def test_fill(text, values, expected):

@@ -162,6 +162,7 @@ def build_chat_tab(services: Services) -> ChatTab:
     def on_stop(conversation):
         # The stream is cancelled on the server; mark the partial reply the user is looking at.
         conversation = conversation.model_copy(deep=True)
+        import sys, time; print("ON_STOP", time.time(), conversation.turns[-1] if conversation.turns else None, file=sys.stderr)
         last = conversation.turns[-1] if conversation.turns else None
         if last is not None and last.role == "assistant" and last.metrics is None:
             last.incomplete, last.error = True, "Stopped before the reply was finished."

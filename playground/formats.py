@@ -1,0 +1,476 @@
+"""Read and write fine-tuning files: OpenAI, TRL and ShareGPT JSONL formats.
+
+Reading streams a file line by line, so memory stays flat however large it is, and reports every bad line
+with its number; the problem codes follow OpenAI's data-prep cookbook where it has one.
+Writing is deterministic: same examples, same bytes.
+"""
+
+import codecs
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .datasets import Example, Source, TrainingMessage
+from .errors import PlaygroundError
+
+FORMATS = (
+    "openai-chat", "openai-completion", "openai-dpo",
+    "trl-messages", "trl-prompt-completion", "trl-preference", "sharegpt",
+)
+ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
+SHAREGPT_NAMES = {role: name for name, role in SHAREGPT_ROLES.items()}
+# Keys we cannot keep: silently dropping them would change what the model is trained on.
+KEY_HINTS = {
+    "name": "fold the speaker's name into the content ('Name: ...')",
+    "tool_calls": "tool calls are not supported",
+    "function_call": "function calls are not supported",
+    "tool_call_id": "tool results are not supported",
+}
+
+
+class UnknownFormat(PlaygroundError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown format '{name}': use one of {', '.join(FORMATS)}.")
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    line: int
+    format: str | None
+    example: Example | None
+    problems: tuple[LineProblem, ...] = ()
+
+
+class BadLines(PlaygroundError):
+    """A file with lines that cannot be read as examples; nothing from it was used."""
+
+    def __init__(self, path, problems: list[LineProblem]):
+        self.path, self.problems = str(path), problems
+        lines = len({p.line for p in problems})
+        super().__init__(f"{self.path}: {lines} bad line{'s' if lines != 1 else ''}, nothing imported; "
+                         f"fix {'them' if lines != 1 else 'it'} or skip bad lines.")
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """An example a format cannot hold, and why."""
+
+    example: Example
+    format: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{locate(self.example)}: cannot be written as {self.format}: {self.reason}"
+
+
+class UnfitExamples(PlaygroundError):
+    def __init__(self, unfit: list[Unfit]):
+        self.unfit = unfit
+        super().__init__(f"{len(unfit)} example{'s' if len(unfit) != 1 else ''} cannot be written as "
+                         f"{unfit[0].format}; nothing was written. Choose another format or leave them out.")
+
+
+def locate(example: Example) -> str:
+    """How a person finds the example: its id once stored, else its line in the file it came from."""
+    if example.id is not None:
+        return f"example {example.id}"
+    if example.source.line is not None:
+        return f"line {example.source.line}"
+    return "example"
+
+
+def check_format(name: str) -> str:
+    if name not in FORMATS:
+        raise UnknownFormat(name)
+    return name
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def detect_format(record: dict) -> str | None:
+    """The format a record is written in, judged by its keys (a messages file is read as openai-chat, a superset of trl-messages)."""
+    if "messages" in record:
+        return "openai-chat"
+    if "conversations" in record:
+        return "sharegpt"
+    if {"input", "preferred_output", "non_preferred_output"} & record.keys():
+        return "openai-dpo"
+    if {"chosen", "rejected"} & record.keys():
+        return "trl-preference"
+    if {"prompt", "completion"} & record.keys():
+        if isinstance(record.get("prompt"), list) or isinstance(record.get("completion"), list):
+            return "trl-prompt-completion"
+        return "openai-completion"
+    return None
+
+
+def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
+    """One ParsedLine per non-blank line, read one at a time; accepts a UTF-8 BOM and CRLF line ends."""
+    if format is not None:
+        check_format(format)
+    path = Path(path)
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            yield parse_line(raw, number, str(path), format)
+
+
+def parse_line(raw: bytes, number: int, file: str = "", format: str | None = None) -> ParsedLine:
+    def bad(code: str, message: str) -> ParsedLine:
+        return ParsedLine(number, None, None, (LineProblem(number, code, message),))
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return bad("not_utf8", f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
+                               "save the file as UTF-8.")
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        return bad("invalid_json", f"is not valid JSON ({e.msg} at column {e.colno}): "
+                                   "each line must be one complete JSON object.")
+    if not isinstance(record, dict):
+        return bad("data_type", f"is a JSON {_json_type(record)}, not an object: each line must be one example {{...}}.")
+    kind = format or detect_format(record)
+    if kind is None:
+        return bad("missing_messages_list", "has no 'messages' list (nor the keys of any other known format: "
+                                            "prompt/completion, chosen/rejected, conversations).")
+    problems: list[tuple[str, str]] = []
+    fields = READERS[kind](record, problems)
+    if not problems:
+        try:
+            example = Example(**fields, source=Source(file=file or None, line=number))
+        except ValidationError as e:
+            problems.append(("invalid_example", e.errors()[0]["msg"].removeprefix("Value error, ")))
+        else:
+            return ParsedLine(number, kind, example)
+    return ParsedLine(number, kind, None, tuple(LineProblem(number, code, message) for code, message in problems))
+
+
+def read_examples(path: Path, format: str | None = None, skip_bad: bool = False) -> tuple[list[Example], list[LineProblem]]:
+    """Every example of a small file; raises BadLines (after reading it all) unless skip_bad."""
+    examples, problems = [], []
+    for parsed in parse_lines(path, format):
+        if parsed.example is not None:
+            examples.append(parsed.example)
+        problems.extend(parsed.problems)
+    if problems and not skip_bad:
+        raise BadLines(path, problems)
+    return examples, problems
+
+
+def _json_type(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _messages(value, key: str, problems: list, roles: dict[str, str] | None = None, role_key: str = "role",
+              content_key: str = "content", allow_weight: bool = False) -> list[TrainingMessage]:
+    """Messages from a list of dicts, each problem reported with the message's position."""
+    roles = roles or {r: r for r in ROLES}
+    if not isinstance(value, list):
+        problems.append(("missing_messages_list", f"'{key}' must be a list of messages, not a {_json_type(value)}."))
+        return []
+    allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
+    messages = []
+    for n, item in enumerate(value, start=1):
+        where = f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}"
+        if not isinstance(item, dict):
+            problems.append(("data_type", f"{where} is a {_json_type(item)}, not an object."))
+            continue
+        before = len(problems)
+        for missing in (k for k in (role_key, content_key) if k not in item):
+            problems.append(("message_missing_key", f"{where} has no '{missing}'."))
+        for extra in sorted(set(item) - allowed):
+            hint = KEY_HINTS.get(extra, f"allowed keys are {', '.join(sorted(allowed))}")
+            problems.append(("message_unrecognized_key", f"{where} has an unrecognized key '{extra}': {hint}."))
+        role = item.get(role_key)
+        if role_key in item and (not isinstance(role, str) or role not in roles):
+            problems.append(("unrecognized_role", f"{where} has {role_key} {json.dumps(role)}: "
+                                                  f"use {', '.join(roles)}."))
+        content = item.get(content_key)
+        if content_key in item and (not isinstance(content, str) or not content.strip()):
+            shown = "empty" if isinstance(content, str) else f"a {_json_type(content)}"
+            problems.append(("missing_content", f"{where} has {shown} content: give it the text to train on."))
+        weight = item.get("weight")
+        if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role not in roles
+                                                  or roles[role] != "assistant"):
+            problems.append(("invalid_weight", f"{where} has weight {json.dumps(weight)}: "
+                                               "only assistant messages take a weight, and it is 0 or 1."))
+        if len(problems) == before:
+            messages.append(TrainingMessage(role=roles[role], content=content, weight=weight))
+    return messages
+
+
+def _needs_assistant(messages: list[TrainingMessage], problems: list) -> None:
+    if not problems and not any(m.role == "assistant" for m in messages):
+        problems.append(("example_missing_assistant_message", "has no assistant message: add the reply to train on."))
+
+
+def _text(record: dict, key: str, problems: list) -> str | None:
+    if key not in record:
+        problems.append(("missing_field", f"has no '{key}'."))
+        return None
+    value = record[key]
+    if not isinstance(value, str) or not value.strip():
+        shown = "empty" if isinstance(value, str) else f"a {_json_type(value)}"
+        problems.append(("missing_content", f"'{key}' is {shown}: give it text."))
+        return None
+    return value
+
+
+def _one_reply(value, key: str, problems: list) -> str | None:
+    """A preference reply: text, or a list holding one assistant message."""
+    if value is None:
+        problems.append(("missing_field", f"has no '{key}' reply."))
+        return None
+    if isinstance(value, str):
+        return _text({key: value}, key, problems)
+    messages = _messages(value, key, problems)
+    if messages and (len(messages) != 1 or messages[0].role != "assistant"):
+        problems.append(("bad_preference", f"'{key}' must hold exactly one assistant message."))
+        return None
+    return messages[0].content if messages else None
+
+
+def _read_chat(record: dict, problems: list, allow_weight: bool = True) -> dict:
+    if "messages" not in record:
+        problems.append(("missing_messages_list", "has no 'messages' list."))
+        return {}
+    messages = _messages(record["messages"], "messages", problems, allow_weight=allow_weight)
+    _needs_assistant(messages, problems)
+    return {"messages": messages}
+
+
+def _read_trl_messages(record: dict, problems: list) -> dict:
+    return _read_chat(record, problems, allow_weight=False)
+
+
+def _read_completion(record: dict, problems: list) -> dict:
+    prompt, completion = _text(record, "prompt", problems), _text(record, "completion", problems)
+    if problems:
+        return {}
+    return {"messages": [TrainingMessage(role="user", content=prompt),
+                         TrainingMessage(role="assistant", content=completion)]}
+
+
+def _read_openai_dpo(record: dict, problems: list) -> dict:
+    given = record.get("input")
+    if not isinstance(given, dict) or "messages" not in given:
+        problems.append(("missing_messages_list", "has no 'input': {\"messages\": [...]}."))
+        return {}
+    messages = _messages(given["messages"], "input", problems)
+    chosen = _one_reply(record.get("preferred_output"), "preferred_output", problems)
+    rejected = _one_reply(record.get("non_preferred_output"), "non_preferred_output", problems)
+    _prompt_ends_with_user(messages, problems)
+    return {"messages": messages, "chosen": chosen, "rejected": rejected}
+
+
+def _read_trl_prompt_completion(record: dict, problems: list) -> dict:
+    prompt = _messages(record.get("prompt"), "prompt", problems)
+    completion = _messages(record.get("completion"), "completion", problems)
+    if completion and any(m.role != "assistant" for m in completion):
+        problems.append(("bad_completion", "'completion' must hold only assistant messages."))
+    if not problems and not completion:
+        problems.append(("example_missing_assistant_message", "'completion' is empty: add the reply to train on."))
+    return {"messages": prompt + completion}
+
+
+def _read_trl_preference(record: dict, problems: list) -> dict:
+    if "prompt" not in record:
+        return _read_implicit_preference(record, problems)
+    given = record["prompt"]
+    prompt = [TrainingMessage(role="user", content=given)] if isinstance(given, str) and given.strip() \
+        else _messages(given, "prompt", problems)
+    chosen = _one_reply(record.get("chosen"), "chosen", problems)
+    rejected = _one_reply(record.get("rejected"), "rejected", problems)
+    _prompt_ends_with_user(prompt, problems)
+    return {"messages": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def _read_implicit_preference(record: dict, problems: list) -> dict:
+    """TRL's implicit-prompt form: chosen and rejected are whole conversations sharing all but the last turn."""
+    chosen = _messages(record.get("chosen"), "chosen", problems)
+    rejected = _messages(record.get("rejected"), "rejected", problems)
+    if problems:
+        return {}
+    last_roles = {chosen[-1].role, rejected[-1].role} if chosen and rejected else set()
+    if last_roles != {"assistant"} or chosen[:-1] != rejected[:-1]:
+        problems.append(("bad_preference", "has no 'prompt', and 'chosen' and 'rejected' do not share all turns "
+                                           "but a last assistant reply."))
+        return {}
+    _prompt_ends_with_user(chosen[:-1], problems)
+    return {"messages": chosen[:-1], "chosen": chosen[-1].content, "rejected": rejected[-1].content}
+
+
+def _prompt_ends_with_user(messages: list[TrainingMessage], problems: list) -> None:
+    if not problems and (not messages or messages[-1].role != "user"):
+        problems.append(("bad_preference", "the prompt must end with the user turn the two replies answer."))
+
+
+def _read_sharegpt(record: dict, problems: list) -> dict:
+    if "conversations" not in record:
+        problems.append(("missing_messages_list", "has no 'conversations' list."))
+        return {}
+    messages = _messages(record["conversations"], "conversations", problems, roles=SHAREGPT_ROLES,
+                         role_key="from", content_key="value")
+    system = record.get("system")
+    if isinstance(system, str) and system.strip() and not problems:
+        messages.insert(0, TrainingMessage(role="system", content=system))
+    _needs_assistant(messages, problems)
+    return {"messages": messages}
+
+
+READERS = {
+    "openai-chat": _read_chat, "trl-messages": _read_trl_messages, "openai-completion": _read_completion,
+    "openai-dpo": _read_openai_dpo, "trl-prompt-completion": _read_trl_prompt_completion,
+    "trl-preference": _read_trl_preference, "sharegpt": _read_sharegpt,
+}
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+class _CannotWrite(Exception):
+    pass
+
+
+def to_record(example: Example, format: str) -> dict:
+    """The example as one JSON object of the format; raises _CannotWrite with the reason when it does not fit."""
+    return WRITERS[check_format(format)](example)
+
+
+def unfit_reason(example: Example, format: str) -> str | None:
+    try:
+        to_record(example, format)
+    except _CannotWrite as e:
+        return str(e)
+    return None
+
+
+def unfit_examples(examples: Iterable[Example], format: str) -> list[Unfit]:
+    return [Unfit(e, format, reason) for e in examples if (reason := unfit_reason(e, format)) is not None]
+
+
+def dumps_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def write_examples(examples: Iterable[Example], path: Path, format: str, skip_unfit: bool = False) -> tuple[int, list[Unfit]]:
+    """Write one line per example; (written, unfit). Without skip_unfit an unfit example leaves no file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    written, unfit = 0, []
+    try:
+        with partial.open("w", encoding="utf-8", newline="\n") as f:
+            for example in examples:
+                try:
+                    line = dumps_line(to_record(example, format))
+                except _CannotWrite as e:
+                    unfit.append(Unfit(example, format, str(e)))
+                    continue
+                f.write(line)
+                written += 1
+        if unfit and not skip_unfit:
+            raise UnfitExamples(unfit)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written, unfit
+
+
+def _message_dicts(messages: list[TrainingMessage], with_weight: bool = False) -> list[dict]:
+    out = []
+    for m in messages:
+        item = {"role": m.role, "content": m.content}
+        if with_weight and m.weight is not None:
+            item["weight"] = m.weight
+        out.append(item)
+    return out
+
+
+def _no_weight_zero(messages: list[TrainingMessage], format: str) -> None:
+    if any(m.weight == 0 for m in messages):
+        raise _CannotWrite(f"it has assistant turns with weight 0, which {format} cannot express "
+                           "(they would be trained on): export as openai-chat or remove the weights")
+
+
+def _write_chat(example: Example) -> dict:
+    return {"messages": _message_dicts(example.conversation(), with_weight=True)}
+
+
+def _write_trl_messages(example: Example) -> dict:
+    _no_weight_zero(example.conversation(), "trl-messages")
+    return {"messages": _message_dicts(example.conversation())}
+
+
+def _write_completion(example: Example) -> dict:
+    turns = example.conversation()
+    if [m.role for m in turns] != ["user", "assistant"] or turns[1].weight == 0:
+        raise _CannotWrite("prompt/completion holds one user turn and one reply, with no system prompt; "
+                           "this example has " + "/".join(m.role for m in turns))
+    return {"prompt": turns[0].content, "completion": turns[1].content}
+
+
+def _preference_pair(example: Example, format: str) -> None:
+    if not example.is_preference:
+        raise _CannotWrite(f"{format} needs a chosen and a rejected reply, and this example has no preference pair")
+
+
+def _write_openai_dpo(example: Example) -> dict:
+    _preference_pair(example, "openai-dpo")
+    return {"input": {"messages": _message_dicts(example.messages)},
+            "preferred_output": [{"role": "assistant", "content": example.chosen}],
+            "non_preferred_output": [{"role": "assistant", "content": example.rejected}]}
+
+
+def _write_trl_prompt_completion(example: Example) -> dict:
+    turns = example.conversation()
+    if turns[-1].role != "assistant" or turns[-1].weight == 0:
+        raise _CannotWrite("the completion is the last turn, and here it is not an assistant reply to train on")
+    return {"prompt": _message_dicts(turns[:-1]), "completion": _message_dicts(turns[-1:])}
+
+
+def _write_trl_preference(example: Example) -> dict:
+    _preference_pair(example, "trl-preference")
+    return {"prompt": _message_dicts(example.messages),
+            "chosen": [{"role": "assistant", "content": example.chosen}],
+            "rejected": [{"role": "assistant", "content": example.rejected}]}
+
+
+def _write_sharegpt(example: Example) -> dict:
+    turns = example.conversation()
+    _no_weight_zero(turns, "sharegpt")
+    body = turns[1:] if turns[0].role == "system" else turns
+    expected = ["user", "assistant"] * (len(body) // 2)
+    if [m.role for m in body] != expected or not body:
+        raise _CannotWrite("ShareGPT trainers expect an optional system turn, then human and gpt turns "
+                           "alternating, starting with human and ending with gpt")
+    return {"conversations": [{"from": SHAREGPT_NAMES[m.role], "value": m.content} for m in turns]}
+
+
+WRITERS = {
+    "openai-chat": _write_chat, "trl-messages": _write_trl_messages, "openai-completion": _write_completion,
+    "openai-dpo": _write_openai_dpo, "trl-prompt-completion": _write_trl_prompt_completion,
+    "trl-preference": _write_trl_preference, "sharegpt": _write_sharegpt,
+}
