@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from .dataset_cli import add_dataset_commands
+from .dataset_cli import run as run_dataset
 from .errors import PlaygroundError
 
 
@@ -36,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--count", type=int, default=10, help="How many (default 10).")
     logs.add_argument("--search", default="", help="Full-text search over requests and replies.")
     logs.add_argument("--json", action="store_true", help="Print JSON lines with every logged field.")
+    add_dataset_commands(commands)
     return root
 
 
@@ -99,7 +102,7 @@ def logs(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"serve": serve, "models": models, "logs": logs}[args.command](args)
+        return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

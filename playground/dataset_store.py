@@ -166,7 +166,7 @@ def update_example(store: Store, example_id: int, **changes) -> Example:
             updated = Example.model_validate({**current.model_dump(), **changes})
         except ValidationError as e:
             error = e.errors()[0]
-            where = ".".join(str(p) for p in error["loc"])
+            where = ".".join(f"#{p + 1}" if isinstance(p, int) else str(p) for p in error["loc"])
             raise InvalidExample(example_id, f"{where + ': ' if where else ''}{error['msg']}".removesuffix(".")
                                  .replace("Value error, ", "") + ".") from None
         row = _row(_dataset_id_of(db, example_id), updated, now())

@@ -8,29 +8,30 @@ Writing is deterministic: same examples, same bytes.
 import codecs
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import ValidationError
 
 from .datasets import Example, Source, TrainingMessage
-from .errors import PlaygroundError
+from .errors import FileProblem, PlaygroundError
 
 FORMATS = (
     "openai-chat", "openai-completion", "openai-dpo",
     "trl-messages", "trl-prompt-completion", "trl-preference", "sharegpt",
 )
 ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
-SHAREGPT_NAMES = {role: name for name, role in SHAREGPT_ROLES.items()}
+SHAREGPT_ROLES = MappingProxyType({"system": "system", "human": "user", "gpt": "assistant"})
+SHAREGPT_NAMES = MappingProxyType({role: name for name, role in SHAREGPT_ROLES.items()})
 # Keys we cannot keep: silently dropping them would change what the model is trained on.
-KEY_HINTS = {
+KEY_HINTS = MappingProxyType({
     "name": "fold the speaker's name into the content ('Name: ...')",
     "tool_calls": "tool calls are not supported",
     "function_call": "function calls are not supported",
     "tool_call_id": "tool results are not supported",
-}
+})
 
 
 class UnknownFormat(PlaygroundError):
@@ -125,6 +126,8 @@ def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
     if format is not None:
         check_format(format)
     path = Path(path)
+    if not path.is_file():
+        raise FileProblem(path, "there is no such file.")
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
@@ -179,23 +182,34 @@ def read_examples(path: Path, format: str | None = None, skip_bad: bool = False)
     return examples, problems
 
 
+def _shown(content) -> str:
+    if isinstance(content, str):
+        return "empty content"
+    return "null content" if content is None else f"{_a_json_type(content)} as content"
+
+
+def _a_json_type(value) -> str:
+    kind = _json_type(value)
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def _json_type(value) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
-def _messages(value, key: str, problems: list, roles: dict[str, str] | None = None, role_key: str = "role",
+def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None = None, role_key: str = "role",
               content_key: str = "content", allow_weight: bool = False) -> list[TrainingMessage]:
     """Messages from a list of dicts, each problem reported with the message's position."""
     roles = roles or {r: r for r in ROLES}
     if not isinstance(value, list):
-        problems.append(("missing_messages_list", f"'{key}' must be a list of messages, not a {_json_type(value)}."))
+        problems.append(("missing_messages_list", f"'{key}' must be a list of messages, not {_a_json_type(value)}."))
         return []
     allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
     messages = []
     for n, item in enumerate(value, start=1):
         where = f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}"
         if not isinstance(item, dict):
-            problems.append(("data_type", f"{where} is a {_json_type(item)}, not an object."))
+            problems.append(("data_type", f"{where} is {_a_json_type(item)}, not an object."))
             continue
         before = len(problems)
         for missing in (k for k in (role_key, content_key) if k not in item):
@@ -209,8 +223,7 @@ def _messages(value, key: str, problems: list, roles: dict[str, str] | None = No
                                                   f"use {', '.join(roles)}."))
         content = item.get(content_key)
         if content_key in item and (not isinstance(content, str) or not content.strip()):
-            shown = "empty" if isinstance(content, str) else f"a {_json_type(content)}"
-            problems.append(("missing_content", f"{where} has {shown} content: give it the text to train on."))
+            problems.append(("missing_content", f"{where} has {_shown(content)}: give it the text to train on."))
         weight = item.get("weight")
         if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role not in roles
                                                   or roles[role] != "assistant"):
@@ -232,8 +245,7 @@ def _text(record: dict, key: str, problems: list) -> str | None:
         return None
     value = record[key]
     if not isinstance(value, str) or not value.strip():
-        shown = "empty" if isinstance(value, str) else f"a {_json_type(value)}"
-        problems.append(("missing_content", f"'{key}' is {shown}: give it text."))
+        problems.append(("missing_content", f"'{key}' has {_shown(value)}: give it text."))
         return None
     return value
 
@@ -340,11 +352,11 @@ def _read_sharegpt(record: dict, problems: list) -> dict:
     return {"messages": messages}
 
 
-READERS = {
+READERS = MappingProxyType({
     "openai-chat": _read_chat, "trl-messages": _read_trl_messages, "openai-completion": _read_completion,
     "openai-dpo": _read_openai_dpo, "trl-prompt-completion": _read_trl_prompt_completion,
     "trl-preference": _read_trl_preference, "sharegpt": _read_sharegpt,
-}
+})
 
 
 # --- writing -------------------------------------------------------------------------------------------
@@ -469,8 +481,8 @@ def _write_sharegpt(example: Example) -> dict:
     return {"conversations": [{"from": SHAREGPT_NAMES[m.role], "value": m.content} for m in turns]}
 
 
-WRITERS = {
+WRITERS = MappingProxyType({
     "openai-chat": _write_chat, "trl-messages": _write_trl_messages, "openai-completion": _write_completion,
     "openai-dpo": _write_openai_dpo, "trl-prompt-completion": _write_trl_prompt_completion,
     "trl-preference": _write_trl_preference, "sharegpt": _write_sharegpt,
-}
+})

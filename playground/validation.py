@@ -183,7 +183,8 @@ def _system_prompts(examples: Sequence[Example], deploy_prompt: str | None) -> l
         deploy = deploy_prompt.strip()
         return [_at(e, "warning", "system_prompt_not_deploy_prompt",
                     f"its system prompt ({len(p)} characters) is not the deploy prompt ({len(deploy)} characters): "
-                    "train with the exact prompt you will deploy with, not the long one that generated the data.")
+                    "train with the exact prompt you will deploy with"
+                    + (", not the longer one that generated the data." if len(p) > len(deploy) else "."))
                 for e, p in with_prompt if p != deploy]
     counts = Counter(p for _, p in with_prompt)
     if len(counts) < 2:

@@ -1,11 +1,12 @@
 """Chat tab: pick a persona and a model, tune the request, stream replies with their metrics."""
 
+import time
 from dataclasses import dataclass
 
 import gradio as gr
 
 from ..chat import ChatSettings, check_message, stream_reply
-from ..conversation import Conversation
+from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
 from ..params import PARAM_NAMES
 from ..services import Services
@@ -29,6 +30,9 @@ class ChatTab:
     settings_inputs: list
 
 
+STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
+
+
 def variable_rows(persona, settings_variables: dict | None = None) -> list[list[str]]:
     values = {**persona.variables, **(settings_variables or {})}
     return [[name, values.get(name, "")] for name in persona.variable_names()] or [["", ""]]
@@ -41,6 +45,28 @@ def parse_settings(services: Services, persona_name, model, system_prompt, varia
     values = {str(r[0]).strip(): str(r[1]) for r in rows if r and str(r[0]).strip()}
     return ChatSettings(persona=persona_name, model=model or "", system_prompt=system_prompt or "",
                         params=parse_params(list(param_values)), variables=values)
+
+
+def reply_in_progress(conversation: Conversation) -> int | None:
+    """Index of the reply being streamed (it may not have begun yet), or None when nothing is being answered."""
+    turns = conversation.turns
+    if turns and turns[-1].role == "user":
+        return len(turns)
+    if len(turns) >= 2 and turns[-1].role == "assistant" and turns[-2].role == "user" and turns[-1].metrics is None:
+        return len(turns) - 1
+    return None
+
+
+def saved_after_stop(services: Services, conversation: Conversation, index: int, timeout: float) -> Conversation | None:
+    """The conversation as the cancelled stream saved it, once it has logged the stopped reply at `index`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = services.store.conversation(conversation.id)
+        turns = row["transcript"] if row else []
+        if len(turns) > index and turns[index].get("metrics"):
+            return Conversation(id=conversation.id, turns=turns[:index + 1])
+        time.sleep(0.05)
+    return None
 
 
 def build_chat_tab(services: Services) -> ChatTab:
@@ -100,10 +126,15 @@ def build_chat_tab(services: Services) -> ChatTab:
             settings = parse_settings(services, *values)
         except PlaygroundError as e:
             gr.Warning(str(e))
-            yield {notice: error_notice(str(e))}
+            # Every output is given, so an API client gets the chat and its text back, not bare "no change" markers.
+            yield {chatbot: to_chatbot(conversation), state: conversation, message: text, notice: error_notice(str(e))}
             return
         conversation = conversation.model_copy(deep=True)
         conversation.add_user(text)
+        # Show the message at once, with a "…" reply: a model can take seconds (minutes, loading) to start.
+        waiting = conversation.model_copy(deep=True)
+        waiting.turns.append(Turn(role="assistant", content=""))
+        yield {chatbot: to_chatbot(waiting), state: conversation, message: "", notice: ""}
         yield from _without_failed_attempt(reply_stream(conversation, settings, text))
 
     def _without_failed_attempt(updates):
@@ -160,13 +191,19 @@ def build_chat_tab(services: Services) -> ChatTab:
         return conversation
 
     def on_stop(conversation):
-        # The stream is cancelled on the server; mark the partial reply the user is looking at.
-        conversation = conversation.model_copy(deep=True)
-        import sys, time; print("ON_STOP", time.time(), conversation.turns[-1] if conversation.turns else None, file=sys.stderr)
-        last = conversation.turns[-1] if conversation.turns else None
-        if last is not None and last.role == "assistant" and last.metrics is None:
-            last.incomplete, last.error = True, "Stopped before the reply was finished."
-        return {chatbot: to_chatbot(conversation), state: conversation}
+        # Stop cancels the stream, but a chunk already on its way can still land after this handler's output, and
+        # the cancelled stream cannot show its own end. Wait for it to log itself, then show the reply as logged:
+        # its text, "(incomplete)", its metrics and the exchange id that Like needs.
+        index = reply_in_progress(conversation)
+        if index is None:
+            return {chatbot: to_chatbot(conversation), state: conversation}
+        saved = saved_after_stop(services, conversation, index, timeout=STOP_WAIT_S)
+        if saved is None:  # the stream is stuck waiting on the server; mark what the user sees
+            saved = conversation.model_copy(deep=True)
+            if index == len(saved.turns):
+                saved.turns.append(Turn(role="assistant", content=""))
+            saved.turns[index].incomplete, saved.turns[index].error = True, "Stopped before the reply was finished."
+        return {chatbot: to_chatbot(saved), state: saved}
 
     def on_persona(name):
         p = services.personas[name]
@@ -189,8 +226,9 @@ def build_chat_tab(services: Services) -> ChatTab:
     edit_event = chatbot.edit(on_edit, [state, *settings_inputs], outputs, api_visibility="private")
     chatbot.undo(on_undo, [state], outputs, api_visibility="private")
     chatbot.like(on_like, [state], [state], api_visibility="private")
-    stop.click(on_stop, [state], [chatbot, state], cancels=[send_event, submit_event, retry_event, edit_event],
-               api_name="stop")
+    # The frontend cancels a stream only once the Stop listener has finished, so cancel first, then mark the reply.
+    stop.click(None, None, None, cancels=[send_event, submit_event, retry_event, edit_event]).then(
+        on_stop, [state], [chatbot, state], api_name="stop")
     persona.change(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
                    api_visibility="private")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
