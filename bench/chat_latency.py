@@ -2,9 +2,10 @@
 
     python bench/chat_latency.py [--replies 7] [--tokens 200] [--delay 0.01]
 
-A FakeOpenAI server (tests/openai_server.py) runs in this process and streams a `--tokens`-word reply,
-one word per chunk, `--delay` seconds apart. The app runs as `python app.py` in its own process (as a
-user runs it), with a temporary PLAYGROUND_HOME whose providers.json points at the fake server.
+A FakeOpenAI server (tests/openai_server.py, wrapped by bench/fake_provider.py) runs in its own process
+and streams a `--tokens`-word reply, one word per chunk, `--delay` seconds apart. The app runs as
+`python app.py` in its own process (as a user runs it), with a temporary PLAYGROUND_HOME whose
+providers.json points at the fake server.
 
 Paths, run interleaved (the order rotates every repetition), medians over `--replies` runs each:
 
@@ -18,7 +19,7 @@ Per reply: total = start of the call until the stream/job is finished (for the a
 metrics line and the log written after the last token); TTFT = until the first update whose reply text
 is non-empty (not the "…" placeholder). Targets: total(a)/total(b) <= 1.05, TTFT(a) - TTFT(b) <= +50 ms.
 
-The fake server is instrumented (in this process only) to stamp when each request arrives and when it
+The fake server is instrumented (bench/fake_provider.py) to stamp when each request arrives and when it
 sends its first and last content chunk, so each path's time is split into: call -> request at the
 provider, first chunk sent -> seen by the caller, last chunk sent -> seen, last token seen -> done.
 When a target is missed (or with --profile always) a second app instance runs with GRADIO_PROFILING=1
@@ -52,8 +53,9 @@ import openai  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.utils import apply_diff  # noqa: E402
 
-import tests.openai_server as fake_module  # noqa: E402
-from tests.openai_server import FakeOpenAI  # noqa: E402
+
+# One clock for this process, the app and the fake provider: CLOCK_MONOTONIC is system-wide on Linux.
+now = time.monotonic
 
 MODEL = "gpt-4o-mini"
 MODEL_REF = f"local:{MODEL}"
@@ -68,47 +70,58 @@ LABELS = {
 }
 
 
-# --------------------------------------------------------------------------- fake server instrumentation
+# --------------------------------------------------------------------------- the fake provider process
 
 
-class Stamps:
-    """Timestamps (perf_counter) the fake server records per chat request: arrival, first/last content chunk."""
+class Provider:
+    """bench/fake_provider.py (FakeOpenAI + stamps) in a child process; collects its per-request stamps."""
 
-    def __init__(self, server: FakeOpenAI):
-        self.server = server
-        self._local = threading.local()
-        original_record = server._record
+    def __init__(self, delay: float, first_delay: float, log_path: Path):
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("fake_provider.py")), "--delay", str(delay),
+             "--first-delay", str(first_delay), "--api-key", API_KEY],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, start_new_session=True)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("READY "):
+            self.close()
+            raise RuntimeError(f"the fake provider did not start: {line!r}; see {log_path}")
+        self.base_url = line.split(" ", 1)[1]
+        self.records: list[dict] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
 
-        def record(entry: dict) -> None:
-            entry["t_recv"] = time.perf_counter()
-            self._local.entry = entry
-            original_record(entry)
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            record = json.loads(raw)
+            with self._cond:
+                self.records.append(record)
+                self._cond.notify_all()
 
-        server._record = record  # instance attribute: this server only
+    def count(self) -> int:
+        with self._cond:
+            return len(self.records)
 
-        original_sse = fake_module._Handler._sse
-        local = self._local
+    def record(self, index: int, timeout: float = 10.0) -> dict:
+        """The index-th chat request's stamps, waiting for the line if the server has not written it yet."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.records) > index, timeout):
+                raise RuntimeError(f"the fake provider reported no chat request #{index + 1}")
+            return self.records[index]
 
-        def sse(handler, obj):  # the handler writes unbuffered, so "after the call" = sent
-            original_sse(handler, obj)
-            entry = getattr(local, "entry", None)
-            choices = obj.get("choices") if isinstance(obj, dict) else None
-            if entry is not None and choices and (choices[0].get("delta") or {}).get("content"):
-                now = time.perf_counter()
-                entry.setdefault("t_first_sent", now)
-                entry["t_last_sent"] = now
-
-        fake_module._Handler._sse = sse  # bench process only; the test module on disk is untouched
-
-    def chat_requests(self) -> list[dict]:
-        with self.server._lock:
-            return [r for r in self.server.requests if r["path"].rstrip("/").endswith("/chat/completions")]
-
-    def last_chat(self) -> dict:
-        reqs = self.chat_requests()
-        if not reqs:
-            raise RuntimeError("the fake server received no chat request")
-        return reqs[-1]
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        self.log.close()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -155,6 +168,14 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def idle_cpu_rate(pid: int, seconds: float = 2.0) -> float | None:
+    """CPU seconds per second the process uses while nobody calls it."""
+    c0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    c1 = cpu_seconds(pid)
+    return None if c0 is None or c1 is None else (c1 - c0) / seconds
+
+
 def cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -164,7 +185,7 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 class Run(dict):
-    """One reply on one path: t0, t_first_seen, t_last_seen, t_done (perf_counter), plus server stamps."""
+    """One reply on one path: t0, t_first_seen, t_last_seen, t_done (now()), plus the provider's stamps."""
 
     def finish(self, stamps_entry: dict | None, last_word: str) -> "Run":
         t0 = self["t0"]
@@ -272,10 +293,9 @@ class RawSSE:
 
 
 class Bench:
-    def __init__(self, args, server: FakeOpenAI, stamps: Stamps, app: App, persona):
+    def __init__(self, args, provider: Provider, app: App, persona):
         self.args = args
-        self.server = server
-        self.stamps = stamps
+        self.provider = provider
         self.app = app
         self.persona = persona
         self.message = f"Look around the room. [tokens={args.tokens}]"
@@ -287,7 +307,7 @@ class Bench:
                                 self.max_tokens, p.presence_penalty, p.frequency_penalty, p.seed, "[]"]
         self.client = Client(app.url, verbose=False)
         self.sse = RawSSE(app.url)
-        self.sdk = openai.OpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0)
+        self.sdk = openai.OpenAI(base_url=provider.base_url, api_key=API_KEY, max_retries=0)
         self.sdk_body: dict | None = None
         self.domain = None
 
@@ -295,60 +315,69 @@ class Bench:
     def run_client(self) -> Run:
         self.client.predict(self.persona.name, api_name="/new_chat")  # fresh conversation, not timed
         run = Run(path="client")
+        n0 = self.provider.count()
         cpu0 = cpu_seconds(self.app.pid)
-        run["t0"] = time.perf_counter()
+        run["caller_cpu"] = -time.process_time()
+        run["t0"] = now()
         job = self.client.submit(self.message, *self.settings_values, api_name="/send")
         out = None
         for out in job:
             self._seen(run, out[0])
-        run["t_done"] = time.perf_counter()
+        run["t_done"] = now()
+        run["caller_cpu"] += time.process_time()
         cpu1 = cpu_seconds(self.app.pid)
         run["app_cpu"] = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         final = job.result() if out is None else out
         run["final_text"] = reply_text(final[0], self.message)
         run["notice"] = final[2] if len(final) > 2 else None
-        return run.finish(self.stamps.last_chat(), self.last_word)
+        return run.finish(self.provider.record(n0), self.last_word)
 
     # (c)
     def run_sse(self) -> Run:
         self.sse.call("new_chat", [self.persona.name])
         run = Run(path="sse")
+        n0 = self.provider.count()
         cpu0 = cpu_seconds(self.app.pid)
-        run["t0"] = time.perf_counter()
+        run["caller_cpu"] = -time.process_time()
+        run["t0"] = now()
         final = self.sse.call("send", [self.message, None, *self.settings_values], lambda v: self._seen(run, v[0]))
-        run["t_done"] = time.perf_counter()
+        run["t_done"] = now()
+        run["caller_cpu"] += time.process_time()
         cpu1 = cpu_seconds(self.app.pid)
         run["app_cpu"] = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         run["final_text"] = reply_text(final[0], self.message)
         run["notice"] = final[3] if len(final) > 3 else None
-        return run.finish(self.stamps.last_chat(), self.last_word)
+        return run.finish(self.provider.record(n0), self.last_word)
 
     def _seen(self, run: Run, chat) -> None:
-        now = time.perf_counter()
+        t = now()
         reply = reply_text(chat, self.message)
         if run.get("t_first_seen") is None and has_text(reply):
-            run["t_first_seen"] = now
+            run["t_first_seen"] = t
         if run.get("t_last_seen") is None and reply and self.last_word in reply.split():
-            run["t_last_seen"] = now
+            run["t_last_seen"] = t
         run["updates"] = run.get("updates", 0) + 1
 
     # (b)
     def run_sdk(self) -> Run:
         body = dict(self.sdk_body)
         run = Run(path="sdk")
+        n0 = self.provider.count()
         parts = []
-        run["t0"] = time.perf_counter()
+        run["caller_cpu"] = -time.process_time()
+        run["t0"] = now()
         stream = self.sdk.chat.completions.create(**body)
         for chunk in stream:
             for choice in chunk.choices:
                 if choice.delta and choice.delta.content:
-                    now = time.perf_counter()
+                    t = now()
                     parts.append(choice.delta.content)
-                    run.setdefault("t_first_seen", now)
-                    run["t_last_seen"] = now
-        run["t_done"] = time.perf_counter()
+                    run.setdefault("t_first_seen", t)
+                    run["t_last_seen"] = t
+        run["t_done"] = now()
+        run["caller_cpu"] += time.process_time()
         run["final_text"] = "".join(parts)
-        return run.finish(self.stamps.last_chat(), self.last_word)
+        return run.finish(self.provider.record(n0), self.last_word)
 
     # (d)
     def run_domain(self) -> Run:
@@ -371,17 +400,20 @@ class Bench:
         conversation = Conversation.start(persona.greeting)
         conversation.add_user(self.message)
         run = Run(path="domain")
-        run["t0"] = time.perf_counter()
+        n0 = self.provider.count()
+        run["caller_cpu"] = -time.process_time()
+        run["t0"] = now()
         for updated in stream_reply(services, persona, settings, conversation):
-            now = time.perf_counter()
+            t = now()
             reply = updated.turns[-1].content if updated.turns[-1].role == "assistant" else ""
             if run.get("t_first_seen") is None and has_text(reply):
-                run["t_first_seen"] = now
+                run["t_first_seen"] = t
             if run.get("t_last_seen") is None and self.last_word in reply.split():
-                run["t_last_seen"] = now
-        run["t_done"] = time.perf_counter()
+                run["t_last_seen"] = t
+        run["t_done"] = now()
+        run["caller_cpu"] += time.process_time()
         run["final_text"] = conversation.turns[-1].content
-        return run.finish(self.stamps.last_chat(), self.last_word)
+        return run.finish(self.provider.record(n0), self.last_word)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -400,7 +432,6 @@ def summarize(runs: list[Run]) -> dict:
     def diff(a, b):
         return lambda r: None if r.get(a) is None or r.get(b) is None else r[a] - r[b]
 
-    n_chunks = max((r.get("updates") or 0) for r in runs) if runs else 0
     return {
         "n": len(runs),
         "total": med(lambda r: r["total"]),
@@ -413,9 +444,12 @@ def summarize(runs: list[Run]) -> dict:
         "first_delivery": med(diff("t_first_seen", "t_first_sent")),
         "last_delivery": med(diff("t_last_seen", "t_last_sent")),
         "after_last": med(diff("t_done", "t_last_seen")),
-        "upstream": med(diff("t_last_sent", "t_recv")),
+        "stream": med(diff("t_last_sent", "t_recv")),
+        # What the path adds on top of the provider's own streaming time (removes the fake server's pacing jitter).
+        "added": med(lambda r: None if r.get("t_last_sent") is None else r["total"] - (r["t_last_sent"] - r["t_recv"])),
         "app_cpu": med(lambda r: r.get("app_cpu")),
-        "updates": n_chunks,
+        "caller_cpu": med(lambda r: r.get("caller_cpu")),
+        "updates": med(lambda r: r.get("updates")),
     }
 
 
@@ -438,55 +472,67 @@ def print_main_table(args, summary: dict[str, dict]) -> dict:
     ok_ttft = ttft_diff_ms <= TTFT_TARGET_MS
     print()
     print(f"{'total_app / total_sdk':<28} {ratio:>8.3f}x   target <= {TOTAL_TARGET:.2f}x    {'PASS' if ok_total else 'MISS'}")
+    steady = (b["total"] + a["added"] - b["added"]) / b["total"]
+    print(f"{'  same, free of pacing jitter':<28} {steady:>8.3f}x   (SDK median total + the app's median added time)")
     print(f"{'TTFT_app - TTFT_sdk':<28} {ttft_diff_ms:>+8.1f} ms  target <= +{TTFT_TARGET_MS:g} ms   "
           f"{'PASS' if ok_ttft else 'MISS'}")
-    return {"ratio": ratio, "ttft_diff_ms": ttft_diff_ms, "ok_total": ok_total, "ok_ttft": ok_ttft}
+    return {"ratio": ratio, "steady_ratio": steady, "ttft_diff_ms": ttft_diff_ms, "ok_total": ok_total, "ok_ttft": ok_ttft}
 
 
-def print_breakdown(summary: dict[str, dict]) -> None:
+def print_breakdown(summary: dict[str, dict], idle_cpu_per_s: float | None) -> None:
     print()
-    print("Where the time goes (medians; 'request' = the fake provider received the HTTP request,")
-    print("'sent' = it wrote a content chunk, 'seen' = the caller had it in hand)")
+    print("Where the time goes (medians). 'request' = the fake provider received the HTTP request, 'sent' = it wrote")
+    print("a content chunk, 'seen' = the caller had it in hand; added = total - provider stream time (request received")
+    print("-> last chunk sent), i.e. what the path itself costs, free of the fake server's pacing jitter. CPU = CPU")
+    print("time used during the reply by the app process / by this (calling) process, all threads.")
     print()
-    head = (f"{'path':<36} {'call->request':>13} {'1st sent->seen':>14} {'last sent->seen':>15} "
-            f"{'last seen->done':>15} {'TTFT':>8} {'total':>8} {'app CPU':>9}")
+    head = (f"{'path':<34} {'call->request':>13} {'1st sent->seen':>14} {'last sent->seen':>15} "
+            f"{'last seen->done':>15} {'TTFT':>7} {'added':>7} {'stream':>7} {'total':>7} {'app CPU':>8} {'caller CPU':>10}")
     print(head)
-    print(f"{'':<36} {'(ms)':>13} {'(ms)':>14} {'(ms)':>15} {'(ms)':>15} {'(ms)':>8} {'(s)':>8} {'(s/reply)':>9}")
+    print(f"{'':<34} {'(ms)':>13} {'(ms)':>14} {'(ms)':>15} {'(ms)':>15} {'(ms)':>7} {'(ms)':>7} {'(s)':>7} {'(s)':>7} "
+          f"{'(s)':>8} {'(s)':>10}")
     print("-" * len(head))
     for key in ("sdk", "domain", "sse", "client"):
         s = summary.get(key)
         if not s:
             continue
-        print(f"{LABELS[key]:<36} {fmt(s['to_request'], 1000):>13} {fmt(s['first_delivery'], 1000):>14} "
-              f"{fmt(s['last_delivery'], 1000):>15} {fmt(s['after_last'], 1000):>15} {fmt(s['ttft'], 1000):>8} "
-              f"{fmt(s['total'], 1, 3):>8} {fmt(s['app_cpu'], 1, 2):>9}")
-    sdk = summary["sdk"]
+        print(f"{LABELS[key]:<34} {fmt(s['to_request'], 1000):>13} {fmt(s['first_delivery'], 1000):>14} "
+              f"{fmt(s['last_delivery'], 1000):>15} {fmt(s['after_last'], 1000):>15} {fmt(s['ttft'], 1000):>7} "
+              f"{fmt(s['added'], 1000):>7} {fmt(s['stream'], 1, 3):>7} {fmt(s['total'], 1, 3):>7} "
+              f"{fmt(s['app_cpu'], 1, 2):>8} {fmt(s['caller_cpu'], 1, 2):>10}")
+
+    sdk, domain, sse, client = (summary.get(k) for k in ("sdk", "domain", "sse", "client"))
     print()
-    print("Difference from (b), medians (ms):")
-    for key in ("domain", "sse", "client"):
-        s = summary.get(key)
-        if not s:
-            continue
-        print(f"  {LABELS[key]:<34} TTFT {fmt(s['ttft'] - sdk['ttft'], 1000, 1, True):>7}   "
-              f"total {fmt(s['total'] - sdk['total'], 1000, 1, True):>7}")
-    for key in ("sse", "client"):
-        s = summary.get(key)
-        if s and s.get("app_cpu") is not None and s.get("updates"):
-            print(f"  app process CPU on {key}: {s['app_cpu'] * 1000:.0f} ms per reply over {s['updates']} updates "
-                  f"= {s['app_cpu'] * 1000 / s['updates']:.2f} ms per streamed update")
+    print("Attribution of the gap (differences of medians, ms):")
+    print(f"  {'layer':<58} {'TTFT':>8} {'added':>8}")
+    rows = [("the app's own code: stream_reply() - SDK (d - b)", domain, sdk),
+            ("Gradio server: queue, pre/postprocess, SSE (c - d)", sse, domain),
+            ("gradio_client itself (a - c)", client, sse),
+            ("all: app via gradio_client - SDK (a - b)", client, sdk)]
+    for label, x, y in rows:
+        if x and y:
+            print(f"  {label:<58} {fmt(x['ttft'] - y['ttft'], 1000, 1, True):>8} "
+                  f"{fmt(x['added'] - y['added'], 1000, 1, True):>8}")
+    if sse and sse.get("app_cpu") is not None and sse.get("updates"):
+        idle = (idle_cpu_per_s or 0.0) * sse["total"]
+        net = max(sse["app_cpu"] - idle, 0.0)
+        print(f"  app process CPU per reply: {sse['app_cpu'] * 1000:.0f} ms, of which ~{idle * 1000:.0f} ms is what the idle "
+              f"app burns anyway (Gradio's queue loop polls every 1 ms);")
+        print(f"  the rest, {net * 1000:.0f} ms over {sse['updates']:.0f} streamed updates = {net * 1000 / sse['updates']:.2f} ms "
+              f"per update (postprocessing and diffing the whole chat each time)")
 
 
-def gradio_profile(args, home: Path, bench_factory, n: int) -> None:
+def gradio_profile(home: Path, bench_factory, n: int) -> None:
     """A second app instance with GRADIO_PROFILING=1: Gradio's own phase timings for /send."""
     print()
-    print(f"Gradio's phase timings for /send (second app instance with GRADIO_PROFILING=1, {n} replies via gradio_client)")
+    print(f"Gradio's phase timings for /send (second app instance with GRADIO_PROFILING=1, {n} replies via raw SSE)")
     app = App(home, {"GRADIO_PROFILING": "1"})
     try:
         app.wait_ready()
         bench = bench_factory(app)
-        bench.run_client()  # warm-up
+        bench.run_sse()  # warm-up
         httpx.post(app.url + "/gradio_api/profiling/clear")
-        runs = [bench.run_client() for _ in range(n)]
+        runs = [bench.run_sse() for _ in range(n)]
         traces = httpx.get(app.url + "/gradio_api/profiling/traces").json()
     finally:
         app.stop()
@@ -496,19 +542,22 @@ def gradio_profile(args, home: Path, bench_factory, n: int) -> None:
     if not send:
         print("  (no traces for /send)")
         return
-    phases = ["queue_wait_ms", "preprocess_ms", "fn_call_ms", "postprocess_ms", "streaming_diff_ms", "total_ms"]
+    main_phases = ["queue_wait_ms", "preprocess_ms", "fn_call_ms", "postprocess_ms", "streaming_diff_ms", "total_ms"]
+    sub_phases = sorted(k for k in send[0] if k.endswith("_ms") and k not in main_phases
+                        and (median([t.get(k) or 0 for t in send]) or 0) >= 0.05)
+    phases = main_phases[:-1] + [f"  {k}" for k in sub_phases] + main_phases[-1:]
     iters = median([t["n_iterations"] for t in send])
-    print(f"  {'phase':<22} {'median ms/reply':>16} {'ms/update':>10}")
+    print(f"  {'phase':<40} {'median ms/reply':>16} {'ms/update':>10}")
     for ph in phases:
-        v = median([t[ph] for t in send])
-        print(f"  {ph[:-3]:<22} {v:>16.1f} {v / iters if iters else 0:>10.3f}")
-    print(f"  {'updates per reply':<22} {iters:>16.0f}")
+        v = median([t[ph.strip()] for t in send])
+        print(f"  {ph[:-3]:<40} {v:>16.1f} {v / iters if iters else 0:>10.3f}")
+    print(f"  {'updates per reply':<40} {iters:>16.0f}")
     wall = median([r["total"] for r in runs]) * 1000
     total = median([t["total_ms"] for t in send])
     fn = median([t["fn_call_ms"] for t in send])
-    print(f"  client wall time {wall:.0f} ms; process_api total {total:.0f} ms of which fn_call {fn:.0f} ms "
-          f"(the handler, incl. waiting for tokens); process_api outside fn_call {total - fn:.0f} ms; "
-          f"outside process_api (queue loop, SSE, client) {wall - total:.0f} ms")
+    print(f"  wall time per reply {wall:.0f} ms; Gradio's process_api {total:.0f} ms, of which the handler (fn_call, "
+          f"including the wait for tokens) {fn:.0f} ms and Gradio's own work around it {total - fn:.0f} ms;")
+    print(f"  outside process_api (HTTP join, queue loop, SSE delivery) {wall - total:.0f} ms")
 
 
 # --------------------------------------------------------------------------- main
@@ -542,21 +591,22 @@ def main(argv=None) -> int:
         home = Path(tmp)
         args.home = str(home)
         os.environ["TIKTOKEN_CACHE_DIR"] = str(home / "tiktoken")  # never the user's cache
-        server = FakeOpenAI(token_delay=args.delay, first_token_delay=args.first_delay, api_key=API_KEY).start()
-        stamps = Stamps(server)
-        (home / "providers.json").write_text(json.dumps({"providers": [{
-            "name": "local", "base_url": server.base_url, "api_key_env": "LOCAL_KEY",
-            "models": [MODEL], "completion_models": ["davinci-002"]}]}), encoding="utf-8")
-        app = App(home)
+        provider = Provider(args.delay, args.first_delay, home / "provider.log")
+        app = None
         try:
+            (home / "providers.json").write_text(json.dumps({"providers": [{
+                "name": "local", "base_url": provider.base_url, "api_key_env": "LOCAL_KEY",
+                "models": [MODEL], "completion_models": ["davinci-002"]}]}), encoding="utf-8")
+            app = App(home)
             t = time.monotonic()
             app.wait_ready()
-            print(f"app up on {app.url} in {time.monotonic() - t:.1f} s (pid {app.pid}); fake provider {server.base_url}")
-            bench = Bench(args, server, stamps, app, persona)
+            print(f"app up on {app.url} in {time.monotonic() - t:.1f} s (pid {app.pid}); "
+                  f"fake provider {provider.base_url} (pid {provider.proc.pid})")
+            bench = Bench(args, provider, app, persona)
 
             # Warm-up; the app's first request body becomes the SDK's request body.
-            bench.run_client()
-            bench.sdk_body = dict(bench.stamps.last_chat()["body"])
+            bench.sdk_body = dict(bench.run_client()["body"])
+            idle_cpu = idle_cpu_rate(app.pid)
             paths = ["sdk", "client"] if args.no_breakdown else ["sdk", "client", "sse", "domain"]
             runners = {p: getattr(bench, f"run_{p}") for p in paths}
             for _ in range(args.warmup):
@@ -570,6 +620,8 @@ def main(argv=None) -> int:
                     runs[p].append(runners[p]())
                 print(f"  repetition {rep + 1}/{args.replies}: " + "  ".join(
                     f"{p} {runs[p][-1]['total']:.3f}s/{runs[p][-1]['ttft'] * 1000:.0f}ms" for p in paths), flush=True)
+            app.stop()
+            app = None
 
             # Same request everywhere?
             ref = bench.sdk_body
@@ -584,20 +636,21 @@ def main(argv=None) -> int:
                 for p in paths:
                     for r in runs[p]:
                         print(f"    {p:<7} total {r['total']:.3f} s  TTFT {r['ttft'] * 1000:6.1f} ms  "
-                              f"request +{(r['t_recv'] - r['t0']) * 1000:6.1f} ms  updates {r.get('updates', '-')}")
+                              f"request +{(r['t_recv'] - r['t0']) * 1000:6.1f} ms  "
+                              f"stream {(r['t_last_sent'] - r['t_recv']):.3f} s  updates {r.get('updates', '-')}")
 
             summary = {p: summarize(runs[p]) for p in paths}
             verdict = print_main_table(args, summary)
-            print_breakdown(summary)
-        finally:
-            app.stop()
+            if not args.no_breakdown:
+                print_breakdown(summary, idle_cpu)
 
-        missed = not (verdict["ok_total"] and verdict["ok_ttft"])
-        if args.profile == "always" or (args.profile == "auto" and missed):
-            def factory(new_app):
-                return Bench(args, server, stamps, new_app, persona)
-            gradio_profile(args, home, factory, n=3)
-        server.close()
+            missed = not (verdict["ok_total"] and verdict["ok_ttft"])
+            if args.profile == "always" or (args.profile == "auto" and missed):
+                gradio_profile(home, lambda new_app: Bench(args, provider, new_app, persona), n=3)
+        finally:
+            if app is not None:
+                app.stop()
+            provider.close()
     print()
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0 if not missed else 1

@@ -49,10 +49,10 @@ def services(_home, fake_server):
 
 @pytest.fixture
 def app_url(services):
-    from playground.ui.app import build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app
 
     demo = build_app(services)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                            run_history=False)
+                            **LAUNCH_DEFAULTS)
     yield url
     demo.close()

@@ -21,17 +21,6 @@ def browser():
 
 
 @pytest.fixture
-def app_url(services):
-    """The app launched the way `python app.py` launches it (theme, CSS, no run history)."""
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
-
-    demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
-    yield url
-    demo.close()
-
-
-@pytest.fixture
 def app(browser, app_url):
     page, foreign = open_app(browser, app_url)
     yield page, foreign
@@ -137,6 +126,31 @@ def test_stop_keeps_the_partial_reply_marked_incomplete(app, services, fake_serv
     assert words(exchange["reply"]) == shown, "the chat shows a different partial reply from the one logged"
     assert 5 <= len(shown) < 200
 
+    # The stopped reply is a logged exchange like any other: it can be rated.
+    page.get_by_role("button", name="Like", exact=True).last.click()
+    wait_until(lambda: services.store.exchanges()[0]["rating"] == 1)
+
+
+def test_stop_during_a_retry_shows_the_new_partial_reply(app, services, fake_server):
+    page, _ = app
+    choose_persona(page, "Location Extractor")
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Count [tokens=150]")
+    wait_for_reply(page, "w150")
+
+    fake_server.token_delay = 0.05
+    page.get_by_role("button", name="Retry", exact=True).last.click()
+    reply = bot_messages(page).last
+    expect(reply).not_to_contain_text("w150")
+    expect(reply).to_contain_text("w3")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(reply).to_contain_text("(incomplete)")
+
+    latest, first = services.store.exchanges()
+    assert (latest["incomplete"], first["incomplete"]) == (1, 0)
+    assert words(reply.inner_text()) == words(latest["reply"])
+    expect(bot_messages(page)).to_have_count(1)
+
 
 def test_message_shows_at_once_and_stop_works_before_the_first_token(app, services, fake_server):
     page, _ = app
@@ -153,6 +167,31 @@ def test_message_shows_at_once_and_stop_works_before_the_first_token(app, servic
     expect(user_messages(page)).to_have_count(1)
     [exchange] = services.store.exchanges()
     assert exchange["incomplete"] == 1
+
+
+def test_retry_edit_and_undo(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Which river?")
+    wait_for_reply(page, "Echo: Which river?")
+
+    page.get_by_role("button", name="Retry", exact=True).last.click()
+    wait_until(lambda: len(services.store.exchanges()) == 2)
+    wait_for_reply(page, "Echo: Which river?")
+    expect(user_messages(page)).to_have_text(["Which river?"])
+    expect(bot_messages(page)).to_have_count(1)
+
+    page.get_by_role("button", name="Edit", exact=True).last.click()
+    page.locator("textarea.edit-textarea").fill("Which bridge?")
+    page.get_by_role("button", name="Submit", exact=True).click()
+    wait_for_reply(page, "Echo: Which bridge?")
+    expect(user_messages(page)).to_have_text(["Which bridge?"])
+    wait_until(lambda: len(services.store.exchanges()) == 3)
+    assert "Which river?" not in services.store.exchanges()[0]["request_text"]
+
+    page.get_by_role("button", name="Undo", exact=True).last.click()
+    expect(message_box(page)).to_have_value("Which bridge?")
+    expect(user_messages(page)).to_have_count(0)
 
 
 def test_switching_persona_loads_its_system_prompt_and_variables(app):
@@ -173,8 +212,8 @@ def test_history_lists_the_conversation_and_reopens_it(app):
     choose_model(page, "local:gpt-4o-mini")
     send(page, "Where is the lighthouse?")
     wait_for_reply(page, "Echo: Where is the lighthouse?")
-    page.get_by_role("button", name="New chat", exact=True).click()
-    expect(user_messages(page)).to_have_count(0)
+    choose_persona(page, "Rude Support Agent")  # a fresh chat with another persona
+    expect(bot_messages(page)).to_have_text(["Support. What's the kettle done this time?"])
 
     open_tab(page, "History")
     title = page.get_by_role("gridcell", name="Where is the lighthouse?", exact=True)
@@ -187,6 +226,11 @@ def test_history_lists_the_conversation_and_reopens_it(app):
     expect(page.get_by_role("tab", name="Chat", exact=True)).to_have_attribute("aria-selected", "true")
     expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])
     wait_for_reply(page, "Echo: Where is the lighthouse?")
+    expect(page.get_by_label("Persona", exact=True)).to_have_value("Brindlecombe Facts Q&A")
+    expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile("gpt-4o-mini"))
+    page.wait_for_timeout(500)  # nothing that follows (the persona's change event, say) may undo the restore
+    expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])
+    expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile("gpt-4o-mini"))
 
 
 def test_clear_button_starts_a_new_chat(app, services):

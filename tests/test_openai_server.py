@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -207,7 +208,9 @@ def test_async_client_streams(server):
         finally:
             await c.close()
 
-    assert asyncio.run(run()) == "Echo: hi"
+    # Its own thread: a session-wide Playwright browser may already run an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, run()).result() == "Echo: hi"
 
 
 # -- errors and faults -------------------------------------------------------------

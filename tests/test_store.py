@@ -47,7 +47,11 @@ def test_migrations_on_a_blank_database(tmp_path):
     assert db["conversations"].detect_fts() == "conversations_fts"
     assert db["lookup_examples"].detect_fts() == "lookup_examples_fts"
     assert {tuple(i.columns) for i in db["exchanges"].indexes} >= {("conversation_id", "turn"), ("created_at",)}
-    assert [r["name"] for r in db["_sqlite_migrations"].rows] == ["m001_initial"]
+    assert [r["name"] for r in db["_sqlite_migrations"].rows] == MIGRATIONS
+
+
+# Every migration that ships is added here: a blank database gets all of them, in order.
+MIGRATIONS = ["m001_initial", "m002_datasets"]
 
 
 def test_journal_mode_is_wal(store):
@@ -60,7 +64,7 @@ def test_opening_twice_keeps_data_and_applies_nothing_again(tmp_path):
     Store(tmp_path / "p.db").log_exchange(chat_exchange())
     again = Store(tmp_path / "p.db")
     assert len(again.exchanges()) == 1
-    assert Database(tmp_path / "p.db")["_sqlite_migrations"].count == 1
+    assert Database(tmp_path / "p.db")["_sqlite_migrations"].count == len(MIGRATIONS)
 
 
 def test_the_parent_folder_is_created(tmp_path):

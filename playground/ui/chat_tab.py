@@ -57,16 +57,14 @@ def reply_in_progress(conversation: Conversation) -> int | None:
     return None
 
 
-def saved_after_stop(services: Services, conversation: Conversation, index: int, timeout: float) -> Conversation | None:
-    """The conversation as the cancelled stream saved it, once it has logged the stopped reply at `index`."""
+def wait_until_logged(conversation: Conversation, index: int, timeout: float) -> bool:
+    """Wait for the stream writing into `conversation` to finish the reply at `index` (it sets the metrics last)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = services.store.conversation(conversation.id)
-        turns = row["transcript"] if row else []
-        if len(turns) > index and turns[index].get("metrics"):
-            return Conversation(id=conversation.id, turns=turns[:index + 1])
+        if len(conversation.turns) > index and conversation.turns[index].metrics:
+            return True
         time.sleep(0.05)
-    return None
+    return False
 
 
 def build_chat_tab(services: Services) -> ChatTab:
@@ -151,15 +149,17 @@ def build_chat_tab(services: Services) -> ChatTab:
                 update[chatbot] = to_chatbot(restored)
             yield update
 
-    def on_retry(conversation, *values, data: gr.RetryData = None):
+    # Gradio passes event data only to parameters before *values, so `data` comes first.
+    def on_retry(data: gr.RetryData, conversation, *values):
+        # Retry is offered on the last reply only; data.index points at the user message before it.
         conversation = conversation.model_copy(deep=True)
-        del conversation.turns[data.index:]
+        conversation.drop_last_reply()
         if conversation.pending_user_text() is None:
             yield {notice: error_notice("There is no message to answer again.")}
             return
         yield from _regenerate(conversation, values)
 
-    def on_edit(conversation, *values, data: gr.EditData = None):
+    def on_edit(data: gr.EditData, conversation, *values):
         conversation = conversation.model_copy(deep=True)
         try:
             conversation.edit(data.index, check_message(text_of(data.value)))
@@ -191,19 +191,18 @@ def build_chat_tab(services: Services) -> ChatTab:
         return conversation
 
     def on_stop(conversation):
-        # Stop cancels the stream, but a chunk already on its way can still land after this handler's output, and
-        # the cancelled stream cannot show its own end. Wait for it to log itself, then show the reply as logged:
+        # Stop cancels the stream first (see the wiring below); the cancelled stream cannot show its own end. gr.State
+        # holds the very object the stream writes into, so wait for it to log the reply, then show it as logged:
         # its text, "(incomplete)", its metrics and the exchange id that Like needs.
         index = reply_in_progress(conversation)
-        if index is None:
-            return {chatbot: to_chatbot(conversation), state: conversation}
-        saved = saved_after_stop(services, conversation, index, timeout=STOP_WAIT_S)
-        if saved is None:  # the stream is stuck waiting on the server; mark what the user sees
-            saved = conversation.model_copy(deep=True)
-            if index == len(saved.turns):
-                saved.turns.append(Turn(role="assistant", content=""))
-            saved.turns[index].incomplete, saved.turns[index].error = True, "Stopped before the reply was finished."
-        return {chatbot: to_chatbot(saved), state: saved}
+        finished = index is None or wait_until_logged(conversation, index, timeout=STOP_WAIT_S)
+        conversation = conversation.model_copy(deep=True)
+        if not finished:  # still waiting on the server for a first byte; mark what the user sees
+            if index == len(conversation.turns):
+                conversation.turns.append(Turn(role="assistant", content=""))
+            reply = conversation.turns[index]
+            reply.incomplete, reply.error = True, "Stopped before the reply was finished."
+        return {chatbot: to_chatbot(conversation), state: conversation}
 
     def on_persona(name):
         p = services.personas[name]
@@ -229,8 +228,9 @@ def build_chat_tab(services: Services) -> ChatTab:
     # The frontend cancels a stream only once the Stop listener has finished, so cancel first, then mark the reply.
     stop.click(None, None, None, cancels=[send_event, submit_event, retry_event, edit_event]).then(
         on_stop, [state], [chatbot, state], api_name="stop")
-    persona.change(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
-                   api_visibility="private")
+    # .input, not .change: History's "Open in Chat" sets the persona too, and must not get a fresh chat for it.
+    persona.input(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
+                  api_visibility="private")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
     chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
