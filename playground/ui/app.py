@@ -3,8 +3,12 @@
 import gradio as gr
 
 from ..services import Services
+from .ab_tab import build_ab_tab
 from .chat_tab import build_chat_tab
+from .datasets_tab import build_datasets_tab
+from .finetune_tab import build_finetune_tab
 from .history_tab import build_history_tab
+from .templates_tab import build_templates_tab
 
 LAUNCH_DEFAULTS = {
     # Gradio's run history keeps inputs in the browser's localStorage; keys and chats must not end up there.
@@ -23,11 +27,13 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(services)
             with gr.Tab("A/B", id="ab"):
-                gr.Markdown("Side-by-side comparison is coming next.")
+                build_ab_tab(services)
             with gr.Tab("Templates", id="templates"):
-                gr.Markdown("The template editor is coming next.")
+                build_templates_tab(services)
             with gr.Tab("Datasets", id="datasets"):
-                gr.Markdown("Datasets are coming next.")
+                build_datasets_tab(services, chat)
+            with gr.Tab("Fine-tune", id="finetune"):
+                build_finetune_tab(services)
             with gr.Tab("History", id="history") as history:
                 build_history_tab(services, chat, tabs, history)
         # Model lists arrive in the background after startup; offer them as soon as the page loads.
