@@ -39,7 +39,8 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         open_button = gr.Button("Open in Chat", variant="primary", scale=1)
     notice = gr.Markdown("")
     exchanges = gr.Dataframe(exchange_rows(services, ""), headers=EXCHANGE_COLUMNS,
-                             label="Exchange log (newest first)", interactive=False, type="array", wrap=True)
+                             label="Exchange log (newest first)", interactive=False, type="array", wrap=True,
+                             column_widths=["5%", "14%", "14%", "12%", "9%", "8%", "6%", "7%", "10%", "15%"])
 
     def on_search(text):
         return conversation_rows(services, text), exchange_rows(services, text)
