@@ -519,7 +519,9 @@ def print_breakdown(summary: dict[str, dict], idle_cpu_per_s: float | None) -> N
         print(f"  app process CPU per reply: {sse['app_cpu'] * 1000:.0f} ms, of which ~{idle * 1000:.0f} ms is what the idle "
               f"app burns anyway (Gradio's queue loop polls every 1 ms);")
         print(f"  the rest, {net * 1000:.0f} ms over {sse['updates']:.0f} streamed updates = {net * 1000 / sse['updates']:.2f} ms "
-              f"per update (postprocessing and diffing the whole chat each time)")
+              f"per update")
+        print("  (the SDK's chunk parsing, the handler, and Gradio's fixed per-update work: a worker-thread hop for the")
+        print("  generator step and for each output's postprocess, state hashing, diffing, serialising the event)")
 
 
 def gradio_profile(home: Path, bench_factory, n: int) -> None:
