@@ -9,12 +9,18 @@ from pathlib import Path
 from .dataset_cli import add_dataset_commands
 from .dataset_cli import run as run_dataset
 from .errors import PlaygroundError
+from .finetune_cli import add_finetune_commands
+from .finetune_cli import run as run_finetune
+from .serving import add_launch_arguments
+from .template_cli import add_template_commands
+from .template_cli import run as run_template
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all).")
     parser.add_argument("--port", type=int, default=7860, help="Port to listen on (default 7860).")
     _add_common(parser)
+    add_launch_arguments(parser)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--search", default="", help="Full-text search over requests and replies.")
     logs.add_argument("--json", action="store_true", help="Print JSON lines with every logged field.")
     add_dataset_commands(commands)
+    add_finetune_commands(commands)
+    add_template_commands(commands)
     return root
 
 
@@ -51,14 +59,9 @@ def services_from(args, detect_local: bool | None = None, discover: bool = True)
 
 def serve(args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .ui.app import LAUNCH_DEFAULTS, build_app
+    from .serving import serve_app
 
-    services = services_from(args)
-    for problem in services.problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    demo = build_app(services)
-    demo.launch(server_name=args.host, server_port=args.port, **LAUNCH_DEFAULTS)
-    return 0
+    return serve_app(args, services_from)
 
 
 def models(args) -> int:
@@ -102,7 +105,8 @@ def logs(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset}[args.command](args)
+        return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset, "template": run_template,
+                "finetune": run_finetune}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

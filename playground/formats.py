@@ -170,6 +170,23 @@ def parse_line(raw: bytes, number: int, file: str = "", format: str | None = Non
     return ParsedLine(number, kind, None, tuple(LineProblem(number, code, message) for code, message in problems))
 
 
+def read_lines(path: Path, lines: set[int], format: str | None = None) -> Iterator[Example]:
+    """The examples on the given lines of a file, parsing only those lines (bad ones are skipped)."""
+    wanted = set(lines)
+    with Path(path).open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not wanted:
+                return
+            if number not in wanted:
+                continue
+            wanted.discard(number)
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            parsed = parse_line(raw.rstrip(b"\r\n"), number, str(path), format)
+            if parsed.example is not None:
+                yield parsed.example
+
+
 def read_examples(path: Path, format: str | None = None, skip_bad: bool = False) -> tuple[list[Example], list[LineProblem]]:
     """Every example of a small file; raises BadLines (after reading it all) unless skip_bad."""
     examples, problems = [], []
@@ -207,6 +224,11 @@ def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None =
     allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
     messages = []
     for n, item in enumerate(value, start=1):
+        if type(item) is dict and "weight" not in item and len(item) == 2:  # the usual, good message: checked quickly
+            role, content = item.get(role_key), item.get(content_key)
+            if type(role) is str and role in roles and type(content) is str and content.strip():
+                messages.append(TrainingMessage(role=roles[role], content=content))
+                continue
         where = f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}"
         if not isinstance(item, dict):
             problems.append(("data_type", f"{where} is {_a_json_type(item)}, not an object."))

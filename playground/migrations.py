@@ -61,3 +61,83 @@ def m002_datasets(db: Database) -> None:
         defaults={"tags": "[]", "excluded": 0, "source": "{}", "tokens": 0},
     )
     db["examples"].create_index(["dataset_id", "deleted_at"])
+
+
+@migrations()
+def m003_ab(db: Database) -> None:
+    # One row per A/B round (one message sent to every column); display_order is the JSON list of column
+    # indexes shown as A, B, ... (shuffled with `seed` in blind mode); anonymous: names hidden until the vote.
+    db["ab_rounds"].create(
+        {"id": str, "comparison_id": str, "number": int, "prompt": str, "blind": int, "anonymous": int,
+         "seed": int, "display_order": str, "created_at": str},
+        pk="id",
+        not_null={"comparison_id", "number", "prompt", "display_order", "created_at"},
+    )
+    # Each column's reply: its setup, its own conversation and the logged exchange, so a vote is a preference pair.
+    db["ab_replies"].create(
+        {"id": int, "round_id": str, "column_index": int, "slot": str, "contestant": str, "model": str,
+         "persona": str, "settings": str, "conversation_id": str, "exchange_id": int, "error": str, "score": int},
+        pk="id",
+        foreign_keys=[("round_id", "ab_rounds", "id"), ("exchange_id", "exchanges", "id")],
+        not_null={"round_id", "column_index", "slot", "contestant", "model", "conversation_id"},
+    )
+    db["ab_replies"].create_index(["round_id", "column_index"], unique=True)
+    db["ab_replies"].create_index(["persona"])
+    # At most one vote per round; winner_column is set for outcome "better" only.
+    db["ab_votes"].create(
+        {"id": int, "round_id": str, "outcome": str, "winner_column": int, "reason": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("round_id", "ab_rounds", "id")],
+        not_null={"round_id", "outcome", "created_at"},
+        defaults={"reason": ""},
+    )
+    db["ab_votes"].create_index(["round_id"], unique=True)
+    db["ab_votes"].create_index(["created_at"])
+
+
+@migrations()
+def m004_templates(db: Database) -> None:
+    # Every save of a template or persona file: its full text and the unified diff from the version before.
+    db["template_versions"].create(
+        {"id": int, "key": str, "version": int, "content": str, "diff": str, "created_at": str},
+        pk="id",
+        not_null={"key", "version", "content", "created_at"},
+        defaults={"diff": ""},
+    )
+    db["template_versions"].create_index(["key", "version"], unique=True)
+
+
+@migrations()
+def m005_finetune(db: Database) -> None:
+    # One row per fine-tuning job, keyed by the server's job id; the dataset and split it was made from stay
+    # with it, so a fine-tuned model can be traced back. hyperparameters are JSON, as the server reports them.
+    db["finetune_jobs"].create(
+        {
+            "id": str, "provider": str, "base_model": str, "dataset": str, "split": str, "seed": int,
+            "suffix": str, "hyperparameters": str, "status": str, "fine_tuned_model": str, "training_file": str,
+            "validation_file": str, "train_examples": int, "validation_examples": int, "billed_tokens": int,
+            "estimated_cost_usd": float, "trained_tokens": int, "error": str, "result_file": str,
+            "created_at": str, "updated_at": str, "finished_at": str, "polled_at": str,
+        },
+        pk="id",
+        not_null={"provider", "base_model", "status", "created_at"},
+        defaults={"hyperparameters": "{}"},
+    )
+    db["finetune_jobs"].create_index(["status"])
+    db["finetune_events"].create(
+        {"job_id": str, "id": str, "created_at": str, "level": str, "message": str, "type": str, "data": str},
+        pk=("job_id", "id"),
+        defaults={"data": "{}"},
+    )
+    db["finetune_events"].create_index(["job_id", "created_at"])
+    # Per-step metrics: from metric events while a job runs, replaced by the result file's rows when it is done.
+    db["finetune_metrics"].create(
+        {"job_id": str, "step": int, "train_loss": float, "train_accuracy": float, "valid_loss": float,
+         "valid_accuracy": float, "source": str},
+        pk=("job_id", "step"),
+    )
+    db["finetune_checkpoints"].create(
+        {"job_id": str, "id": str, "step": int, "model": str, "metrics": str, "created_at": str},
+        pk=("job_id", "id"),
+        defaults={"metrics": "{}"},
+    )

@@ -1,8 +1,11 @@
 """Which providers exist and which models they serve; resolves what the user picked or typed."""
 
 import threading
+from collections.abc import Callable
+from functools import partial
 
 from .errors import UnknownModel
+from .finetune_store import fine_tuned_models
 from .lookup import LOOKUP_MODEL, LookupProvider
 from .providers import Provider, ProviderError, probe_local_servers, make_provider
 
@@ -10,8 +13,12 @@ SEPARATOR = ":"
 
 
 class Registry:
-    def __init__(self, providers: list[Provider], lookup: LookupProvider):
+    def __init__(self, providers: list[Provider], lookup: LookupProvider,
+                 extra_models: Callable[[], dict[str, dict[str, str]]] | None = None):
         self.lookup = lookup
+        # Models no server lists until asked, with a note on where they came from: {provider: {model: note}}.
+        # By default the fine-tunes of succeeded jobs in the store, so they reach every picker, across restarts.
+        self._extra_models = extra_models or partial(fine_tuned_models, lookup.store)
         self._providers: dict[str, Provider] = {p.name: p for p in providers}
         self._models: dict[str, list[str]] = {p.name: list(p.config.models) for p in providers}
         self._problems: dict[str, str] = {}
@@ -52,15 +59,21 @@ class Registry:
     def models(self) -> dict[str, list[str]]:
         with self._lock:
             listed = {name: list(models) for name, models in self._models.items()}
+        for name, extra in self._extra_models().items():
+            if name in listed:
+                listed[name] += [m for m in extra if m not in listed[name]]
         listed[self.lookup.name] = [LOOKUP_MODEL]
         return listed
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs for a model picker; the value is provider:model."""
         out = []
+        notes = self._extra_models()
         for provider, models in self.models().items():
             for model in models:
                 label = f"{model}  ·  {provider}"
+                if model in notes.get(provider, {}):
+                    label += f"  ·  {notes[provider][model]}"
                 if provider == self.lookup.name:
                     label = "lookup  ·  offline baseline: nearest example in the persona's dataset"
                 out.append((label, f"{provider}{SEPARATOR}{model}"))
@@ -86,7 +99,7 @@ class Registry:
             return self.lookup, rest
         with self._lock:
             providers = dict(self._providers)
-            models = {k: list(v) for k, v in self._models.items()}
+        models = {k: v for k, v in self.models().items() if k in providers}
         if sep and head in providers and rest:
             return providers[head], rest
         if ref == LOOKUP_MODEL:

@@ -98,13 +98,21 @@ def _spaced(prefix: str, content: str) -> str:
 
 def parse_model_file(path: Path, cls: type[BaseModel]):
     """Parse a JSON file into `cls`, turning every failure into a FileProblem naming file, line and field."""
+    return parse_model_text(read_text(path), path, cls)
+
+
+def read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
+        raw = Path(path).read_bytes()
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise FileProblem(path, f"is not valid UTF-8 (byte {e.start}); save it as UTF-8.") from None
     except OSError as e:
         raise FileProblem(path, f"cannot be read: {e.strerror}.") from None
+
+
+def parse_model_text(text: str, path, cls: type[BaseModel]):
+    """Parse JSON text (from a file, or an editor showing one) into `cls`; errors name `path`, line and field."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -6,24 +6,25 @@ into every input, answers listed in the order of the input, a training system pr
 Errors block an export; warnings are for a person to judge.
 """
 
-import json
-import re
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .datasets import DEFAULT_MODEL, Example, context_limit, duplicate_links, example_tokens, normalize_text
-from .formats import locate, parse_lines
+from .answer_order import ORDERED_PAIRS_SHARE, answer_items, input_order_share, last_exchange  # noqa: F401 (re-exported)
+from .datasets import (
+    DEFAULT_MODEL, DatasetStats, Example, context_limit, duplicate_links, example_tokens, normalize_text,
+    stats_from_counts,
+)
+from .fingerprints import DuplicateIndex, exact_hash, key_hash
+from .formats import ParsedLine, locate, parse_lines, read_lines
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
 PATTERN_MIN_EXAMPLES = 5  # below this, "most examples" means too little to call a pattern
 COMMON_WORD_SHARE = 0.9
 ORDER_LEAK_SHARE = 0.8
-ORDERED_PAIRS_SHARE = 0.9
-MIN_LIST_ITEMS = 3
-MAX_ITEM_WORDS = 5
 
 STOPWORDS = frozenset("""
 a an the and or but if of to in on at by for with from as is are was were be been being it its this that these
@@ -62,32 +63,34 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 def validate_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
                   format: str | None = None, expected_phrases: Sequence[str] = ()) -> list[Finding]:
     """Every finding of a JSONL file, each at a line; dataset-wide ones sit at the last line read."""
-    examples, findings, last_line = [], [], 1
-    for parsed in parse_lines(path, format):
-        last_line = parsed.line
-        if parsed.example is not None:
-            examples.append(parsed.example)
-        findings += [Finding("error", p.code, p.message, line=p.line) for p in parsed.problems]
-    findings += validate_examples(examples, model, deploy_prompt, expected_phrases)
-    findings = [f if f.line is not None else replace(f, line=last_line) for f in findings]
-    return sorted(findings, key=lambda f: f.line)
+    return check_file(path, model, deploy_prompt, format, expected_phrases).findings
 
 
-def validate_examples(examples: Sequence[Example], model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
+@dataclass(frozen=True)
+class FileCheck:
+    findings: list[Finding]
+    stats: DatasetStats  # token counts came with the checks: no second pass to count them
+
+
+def check_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, format: str | None = None,
+               expected_phrases: Sequence[str] = (), prices: Mapping[str, float] | None = None) -> FileCheck:
+    """Validate a file and count its tokens in one streaming pass (plus re-reading the few lines a check needs)."""
+    checker = Checker(model, deploy_prompt, expected_phrases)
+    for _ in checker.read(parse_lines(path, format)):
+        pass
+    return FileCheck(checker.finish(checker.file_fetch(path, format), at_lines=True), checker.stats(prices=prices))
+
+
+def validate_examples(examples: Iterable[Example], model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
                       expected_phrases: Sequence[str] = ()) -> list[Finding]:
     """Findings for examples that will be trained on: each names the example's id (or, unsaved, its file line)."""
-    examples = [e for e in examples if not e.excluded]
-    findings: list[Finding] = []
+    checker = Checker(model, deploy_prompt, expected_phrases)
+    included = []
     for example in examples:
-        findings += _empty_content(example) + _missing_roles(example) + _too_long(example, model)
-    findings += _duplicates(examples)
-    findings += _system_prompts(examples, deploy_prompt)
-    findings += _order_leak(examples)
-    reference = deploy_prompt if deploy_prompt is not None else _most_common_system_prompt(examples)
-    findings += _common_user_words(examples, " ".join([reference or "", *expected_phrases]))
-    findings += _size(examples)
-    # By place in the file or id; dataset-wide findings last.
-    return sorted(findings, key=lambda f: (f.line is None and f.example_id is None, f.line or f.example_id or 0))
+        if not example.excluded:
+            checker.add(example)
+            included.append(example)
+    return checker.finish(lambda indices: ((i, included[i]) for i in sorted(indices)))
 
 
 def validate_splits(splits: Mapping[str, Sequence[Example]]) -> list[Finding]:
@@ -134,15 +137,6 @@ def _missing_roles(example: Example) -> list[Finding]:
     return findings
 
 
-def _too_long(example: Example, model: str) -> list[Finding]:
-    tokens, limit = example_tokens(example, model), context_limit(model)
-    if tokens <= limit:
-        return []
-    return [_at(example, "warning", "over_context_limit",
-                f"has {tokens:,} tokens, over the {limit:,}-token training context of {model}: "
-                "it will be cut from the end; shorten or split it.")]
-
-
 # --- across examples -----------------------------------------------------------------------------------
 
 _KIND_TEXT = {
@@ -156,163 +150,218 @@ _KIND_ADVICE = {
     "similar": "keep one, or make them differ.",
 }
 _KIND_RANK = {"exact": 0, "same_user_turns": 1, "similar": 2}
+NO_PROMPT = 0
 
 
-def _duplicates(examples: Sequence[Example]) -> list[Finding]:
-    """One warning per later copy, naming its earliest (and closest) original."""
-    best: dict[int, tuple] = {}
-    for link in duplicate_links(examples):
-        candidate = (_KIND_RANK[link.kind], link.earlier, link.kind)
-        best[link.later] = min(best.get(link.later, candidate), candidate)
-    findings = []
-    for later, (_, earlier, kind) in sorted(best.items()):
-        code = "duplicate_example" if kind == "exact" else "near_duplicate_example"
-        findings.append(_at(examples[later], "warning", code,
-                            f"has {_KIND_TEXT[kind]} {locate(examples[earlier])}: {_KIND_ADVICE[kind]}"))
-    return findings
+class Checker:
+    """Validation of examples seen one at a time: a file or a dataset of any size streams through it.
 
-
-def _most_common_system_prompt(examples: Sequence[Example]) -> str | None:
-    prompts = Counter(p.strip() for e in examples if (p := e.system_prompt()) is not None)
-    return prompts.most_common(1)[0][0] if prompts else None
-
-
-def _system_prompts(examples: Sequence[Example], deploy_prompt: str | None) -> list[Finding]:
-    with_prompt = [(e, p.strip()) for e in examples if (p := e.system_prompt()) is not None]
-    if deploy_prompt is not None:
-        deploy = deploy_prompt.strip()
-        return [_at(e, "warning", "system_prompt_not_deploy_prompt",
-                    f"its system prompt ({len(p)} characters) is not the deploy prompt ({len(deploy)} characters): "
-                    "train with the exact prompt you will deploy with"
-                    + (", not the longer one that generated the data." if len(p) > len(deploy) else "."))
-                for e, p in with_prompt if p != deploy]
-    counts = Counter(p for _, p in with_prompt)
-    if len(counts) < 2:
-        return []
-    usual, uses = counts.most_common(1)[0]
-    preview = usual if len(usual) <= 60 else usual[:57] + "..."
-    return [_at(e, "warning", "inconsistent_system_prompt",
-                f"its system prompt differs from the one {uses} of {len(with_prompt)} examples use ({preview!r}): "
-                "train with one fixed system prompt, the one you will deploy with.")
-            for e, p in with_prompt if p != usual]
-
-
-def _size(examples: Sequence[Example]) -> list[Finding]:
-    if not examples:
-        return [Finding("error", "no_examples", "there are no examples to train on: add some.")]
-    if len(examples) < MIN_EXAMPLES:
-        return [Finding("warning", "too_few_examples",
-                        f"only {len(examples)} examples: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
-                        "usually take 50-100; add more.")]
-    return []
-
-
-# --- answers listed in the input's order ---------------------------------------------------------------
-
-_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
-
-
-def answer_items(answer: str) -> list[str]:
-    """The items an answer lists: string leaves of JSON, else comma/semicolon/line-separated parts
-    (text before a colon, such as a group's name, is left out)."""
-    try:
-        data = json.loads(answer)
-    except json.JSONDecodeError:
-        data = None
-    if isinstance(data, (list, dict)):
-        items = list(_string_leaves(data))
-    else:
-        items = []
-        for line in answer.splitlines():
-            line = _LIST_MARKER.sub("", line)
-            line = line.split(":", 1)[1] if ":" in line else line
-            items += re.split(r"[,;]", line)
-    cleaned = [item.strip().strip("\"'.").strip() for item in items]
-    unique = dict.fromkeys(i for i in cleaned if i and len(i.split()) <= MAX_ITEM_WORDS)
-    return list(unique)
-
-
-def _string_leaves(data) -> Iterable[str]:
-    values = data.values() if isinstance(data, dict) else data
-    for value in values:
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, (list, dict)):
-            yield from _string_leaves(value)
-
-
-def input_order_share(user_text: str, answer: str) -> float | None:
-    """Share of item pairs the answer lists in the order the user message mentions them.
-
-    None when the answer does not list at least MIN_LIST_ITEMS items found in the user message.
-    A random order gives about 0.5; a list copied in input order gives 1.0.
+    Per-example checks run at once. The dataset-wide ones keep small per-example fingerprints (token count,
+    hashed keys, a few rare words; see fingerprints.py) and word counts, never the examples; at the end, the
+    few examples a check must look at again are fetched back (from the list, the store or the file).
     """
-    text = user_text.casefold()
-    positions = []
-    for item in answer_items(answer):
-        match = re.search(rf"(?<!\w){re.escape(item.casefold())}(?!\w)", text)
-        if match:
-            positions.append(match.start())
-    if len(positions) < MIN_LIST_ITEMS:
-        return None
-    pairs = [(a, b) for i, a in enumerate(positions) for b in positions[i + 1:] if a != b]
-    return sum(a < b for a, b in pairs) / len(pairs) if pairs else None
 
+    def __init__(self, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, expected_phrases: Sequence[str] = ()):
+        self.model, self.deploy_prompt, self.expected_phrases = model, deploy_prompt, tuple(expected_phrases)
+        self.deploy = deploy_prompt.strip() if deploy_prompt is not None else None
+        self.limit = context_limit(model)
+        self.per_example: list[Finding] = []
+        self.prompt_findings: list[Finding] = []
+        self.line_problems: list[Finding] = []
+        self.last_line = 1
+        self.ids, self.lines = array("q"), array("q")  # -1: none
+        self.tokens = array("I")
+        self.duplicates = DuplicateIndex()
+        self.prompts = array("q")
+        self.prompt_counts: Counter[int] = Counter()
+        self.prompt_texts: dict[int, str] = {}
+        self.order_shares = 0
+        self.ordered: list[int] = []  # the first ordered example, and how many there were
+        self.ordered_count = 0
+        self.user_word_counts: Counter[str] = Counter()
+        self.user_texts = 0
+        self.first_user_text: int | None = None
 
-def _last_exchange(example: Example) -> tuple[str, str] | None:
-    turns = example.conversation()
-    for i in range(len(turns) - 1, 0, -1):
-        if turns[i].role == "assistant" and turns[i - 1].role == "user":
-            return turns[i - 1].content, turns[i].content
-    return None
+    def __len__(self) -> int:
+        return len(self.tokens)
 
+    def read(self, parsed_lines: Iterable[ParsedLine]) -> Iterator[ParsedLine]:
+        """Check each parsed line of a file as it passes through (so the caller can write it out meanwhile)."""
+        for parsed in parsed_lines:
+            self.last_line = parsed.line
+            self.line_problems += [Finding("error", p.code, p.message, line=p.line) for p in parsed.problems]
+            if parsed.example is not None:
+                self.add(parsed.example)
+            yield parsed
 
-def _order_leak(examples: Sequence[Example]) -> list[Finding]:
-    shares = []
-    for example in examples:
-        exchange = _last_exchange(example)
+    def add(self, example: Example) -> None:
+        i = len(self.tokens)
+        self.ids.append(-1 if example.id is None else example.id)
+        self.lines.append(-1 if example.source.line is None else example.source.line)
+        tokens = example_tokens(example, self.model)
+        self.tokens.append(tokens)
+        self.per_example += _empty_content(example) + _missing_roles(example) + self._too_long(example, tokens)
+        # Each text is normalized once: the user key, the user's words and the word set all come from it.
+        user = normalize_text(example.user_text())
+        user_words = frozenset(user.split())
+        replies = normalize_text(" ".join(m.content for m in example.conversation() if m.role == "assistant"))
+        self.duplicates.add_keys(exact_hash(example), user, f"{user} {replies}")
+        self._system_prompt(i, example)
+        self._order(i, example)
+        if user_words:
+            self.user_texts += 1
+            self.user_word_counts.update(user_words)
+            if self.first_user_text is None:
+                self.first_user_text = i
+
+    def _too_long(self, example: Example, tokens: int) -> list[Finding]:
+        if tokens <= self.limit:
+            return []
+        return [_at(example, "warning", "over_context_limit",
+                    f"has {tokens:,} tokens, over the {self.limit:,}-token training context of {self.model}: "
+                    "it will be cut from the end; shorten or split it.")]
+
+    def _system_prompt(self, i: int, example: Example) -> None:
+        prompt = example.system_prompt()
+        if prompt is None:
+            self.prompts.append(NO_PROMPT)
+            return
+        prompt = prompt.strip()
+        if self.deploy is not None:
+            self.prompts.append(NO_PROMPT)
+            if prompt != self.deploy:
+                self.prompt_findings.append(_at(
+                    example, "warning", "system_prompt_not_deploy_prompt",
+                    f"its system prompt ({len(prompt)} characters) is not the deploy prompt ({len(self.deploy)} "
+                    "characters): train with the exact prompt you will deploy with"
+                    + (", not the longer one that generated the data." if len(prompt) > len(self.deploy) else ".")))
+            return
+        key = key_hash(prompt)
+        self.prompts.append(key)
+        self.prompt_counts[key] += 1
+        self.prompt_texts.setdefault(key, prompt)
+
+    def _order(self, i: int, example: Example) -> None:
+        exchange = last_exchange(example)
         share = input_order_share(*exchange) if exchange else None
-        if share is not None:
-            shares.append((example, share))
-    ordered = [e for e, share in shares if share >= ORDERED_PAIRS_SHARE]
-    if len(shares) < PATTERN_MIN_EXAMPLES or len(ordered) < ORDER_LEAK_SHARE * len(shares):
+        if share is None:
+            return
+        self.order_shares += 1
+        if share >= ORDERED_PAIRS_SHARE:
+            self.ordered_count += 1
+            if not self.ordered:
+                self.ordered.append(i)
+
+    # --- at the end ----------------------------------------------------------------------------------------
+
+    def where(self, i: int) -> dict:
+        if self.ids[i] >= 0:
+            return {"example_id": self.ids[i]}
+        return {"line": self.lines[i]} if self.lines[i] >= 0 else {}
+
+    def locate(self, i: int) -> str:
+        if self.ids[i] >= 0:
+            return f"example {self.ids[i]}"
+        return f"line {self.lines[i]}" if self.lines[i] >= 0 else "example"
+
+    def finish(self, fetch: Callable[[set[int]], Iterable[tuple[int, Example]]], at_lines: bool = False) -> list[Finding]:
+        """Every finding; `fetch(indices)` gives back (index, example) for the examples a check looks at again.
+
+        `at_lines` (a file): every finding at a line, the dataset-wide ones at the last line read.
+        """
+        findings = self.per_example + self._duplicate_findings(fetch) + self.prompt_findings
+        findings += self._inconsistent_prompts() + self._order_leak() + self._common_user_words(fetch) + self._size()
+        if at_lines:
+            findings = [f if f.line is not None else replace(f, line=self.last_line) for f in findings]
+            return sorted(self.line_problems + findings, key=lambda f: f.line)
+        # By place in the file or id; dataset-wide findings last.
+        return sorted(findings, key=lambda f: (f.line is None and f.example_id is None, f.line or f.example_id or 0))
+
+    def file_fetch(self, path: Path, format: str | None = None) -> Callable[[set[int]], Iterator[tuple[int, Example]]]:
+        """Fetch examples back from the file they were read from, parsing only their lines."""
+        def fetch(indices: set[int]) -> Iterator[tuple[int, Example]]:
+            wanted = {self.lines[i]: i for i in indices}
+            for example in read_lines(path, set(wanted), format):
+                yield wanted[example.source.line], example
+        return fetch
+
+    def stats(self, excluded: int = 0, epochs: int | None = None, prices: Mapping[str, float] | None = None) -> DatasetStats:
+        return stats_from_counts(self.tokens, self.model, excluded, epochs, prices)
+
+    def _duplicate_findings(self, fetch) -> list[Finding]:
+        """One warning per later copy, naming its earliest (and closest) original."""
+        best: dict[int, tuple] = {}
+        for link in self.duplicates.links(fetch):
+            candidate = (_KIND_RANK[link.kind], link.earlier, link.kind)
+            best[link.later] = min(best.get(link.later, candidate), candidate)
+        findings = []
+        for later, (_, earlier, kind) in sorted(best.items()):
+            code = "duplicate_example" if kind == "exact" else "near_duplicate_example"
+            findings.append(Finding("warning", code, f"has {_KIND_TEXT[kind]} {self.locate(earlier)}: "
+                                                     f"{_KIND_ADVICE[kind]}", **self.where(later)))
+        return findings
+
+    def _usual_prompt(self) -> str | None:
+        return self.prompt_texts[self.prompt_counts.most_common(1)[0][0]] if self.prompt_counts else None
+
+    def _inconsistent_prompts(self) -> list[Finding]:
+        if self.deploy is not None or len(self.prompt_counts) < 2:
+            return []
+        usual, uses = self.prompt_counts.most_common(1)[0]
+        text = self.prompt_texts[usual]
+        preview = text if len(text) <= 60 else text[:57] + "..."
+        with_prompt = sum(self.prompt_counts.values())
+        return [Finding("warning", "inconsistent_system_prompt",
+                        f"its system prompt differs from the one {uses} of {with_prompt} examples use ({preview!r}): "
+                        "train with one fixed system prompt, the one you will deploy with.", **self.where(i))
+                for i, key in enumerate(self.prompts) if key not in (NO_PROMPT, usual)]
+
+    def _order_leak(self) -> list[Finding]:
+        shares, ordered = self.order_shares, self.ordered_count
+        if shares < PATTERN_MIN_EXAMPLES or ordered < ORDER_LEAK_SHARE * shares:
+            return []
+        return [Finding("warning", "answer_order_follows_input",
+                        f"in {ordered} of {shares} list-shaped answers the items come in the order the user "
+                        "message gives them: the model can learn that order instead of the task. Shuffle the items in "
+                        "each input (or the answer) unless order of mention is really what you want.",
+                        **self.where(self.ordered[0]))]
+
+    def _common_user_words(self, fetch) -> list[Finding]:
+        """Words (nearly) every user message has that the deployed prompt does not explain: usually leaked by the
+        script that built the data, and the fine-tune will rely on them."""
+        texts, counts = self.user_texts, self.user_word_counts
+        if texts < PATTERN_MIN_EXAMPLES:
+            return []
+        reference = self.deploy_prompt if self.deploy_prompt is not None else self._usual_prompt()
+        known = STOPWORDS | set(normalize_text(" ".join([reference or "", *self.expected_phrases])).split())
+        common = {w for w, n in counts.items() if n >= COMMON_WORD_SHARE * texts and w not in known}
+        if not common:
+            return []
+        runs: Counter[tuple[str, ...]] = Counter()
+        for _, example in fetch(set(range(len(self)))):  # rare: only a leaky dataset gets here
+            runs.update(set(_runs(normalize_text(example.user_text()).split(), common)))
+        phrases, covered = [], set()
+        for run, _ in sorted(runs.items(), key=lambda item: (-item[1], -len(item[0]), item[0])):
+            if not set(run) <= covered:
+                phrases.append(run)
+                covered |= set(run)
+        shown = ", ".join(f"'{' '.join(p)}'" for p in phrases)
+        share = min(counts[w] for w in common)
+        return [Finding("warning", "common_user_words",
+                        f"{shown} {'appears' if len(phrases) == 1 else 'appear'} in at least {share} of {texts} user "
+                        "messages but not in the deploy prompt: if real users will not type it, it leaked from the "
+                        "script that built the data; remove it, or put it in the deploy prompt if every request "
+                        "really has it.", **self.where(self.first_user_text))]
+
+    def _size(self) -> list[Finding]:
+        n = len(self)
+        if not n:
+            return [Finding("error", "no_examples", "there are no examples to train on: add some.")]
+        if n < MIN_EXAMPLES:
+            return [Finding("warning", "too_few_examples",
+                            f"only {n} examples: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
+                            "usually take 50-100; add more.")]
         return []
-    return [_at(ordered[0], "warning", "answer_order_follows_input",
-                f"in {len(ordered)} of {len(shares)} list-shaped answers the items come in the order the user "
-                "message gives them: the model can learn that order instead of the task. Shuffle the items in "
-                "each input (or the answer) unless order of mention is really what you want.")]
-
-
-# --- words leaked into every input ---------------------------------------------------------------------
-
-
-def _common_user_words(examples: Sequence[Example], reference: str) -> list[Finding]:
-    """Words (nearly) every user message has that the deployed prompt does not explain: usually leaked by the
-    script that built the data, and the fine-tune will rely on them."""
-    texts = [normalize_text(e.user_text()).split() for e in examples]
-    texts = [t for t in texts if t]
-    if len(texts) < PATTERN_MIN_EXAMPLES:
-        return []
-    counts = Counter(word for words in texts for word in set(words))
-    known = STOPWORDS | set(normalize_text(reference).split())
-    common = {w for w, n in counts.items() if n >= COMMON_WORD_SHARE * len(texts) and w not in known}
-    if not common:
-        return []
-    runs: Counter[tuple[str, ...]] = Counter()
-    for words in texts:
-        runs.update(set(_runs(words, common)))
-    phrases, covered = [], set()
-    for run, _ in sorted(runs.items(), key=lambda item: (-item[1], -len(item[0]), item[0])):
-        if not set(run) <= covered:
-            phrases.append(run)
-            covered |= set(run)
-    shown = ", ".join(f"'{' '.join(p)}'" for p in phrases)
-    share = min(counts[w] for w in common)
-    first = next(e for e in examples if normalize_text(e.user_text()))
-    return [_at(first, "warning", "common_user_words",
-                f"{shown} {'appears' if len(phrases) == 1 else 'appear'} in at least {share} of {len(texts)} user "
-                "messages but not in the deploy prompt: if real users will not type it, it leaked from the script "
-                "that built the data; remove it, or put it in the deploy prompt if every request really has it.")]
 
 
 def _runs(words: list[str], common: set[str]) -> Iterable[tuple[str, ...]]:

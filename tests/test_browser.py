@@ -12,7 +12,7 @@ from tests.browser import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
         browser = launch(playwright)

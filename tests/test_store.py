@@ -51,7 +51,7 @@ def test_migrations_on_a_blank_database(tmp_path):
 
 
 # Every migration that ships is added here: a blank database gets all of them, in order.
-MIGRATIONS = ["m001_initial", "m002_datasets"]
+MIGRATIONS = ["m001_initial", "m002_datasets", "m003_ab", "m004_templates", "m005_finetune"]
 
 
 def test_journal_mode_is_wal(store):

@@ -2,10 +2,12 @@
 
 import gradio as gr
 
+from ..demo import DemoSettings
 from ..services import Services
 from .ab_tab import build_ab_tab
 from .chat_tab import build_chat_tab
 from .datasets_tab import build_datasets_tab
+from .demo_app import build_demo_app
 from .finetune_tab import build_finetune_tab
 from .history_tab import build_history_tab
 from .templates_tab import build_templates_tab
@@ -18,7 +20,23 @@ LAUNCH_DEFAULTS = {
 }
 
 
-def build_app(services: Services) -> gr.Blocks:
+# What the host keeps to itself: the log and settings, and the files a fine-tuning job was made from.
+PRIVATE_FILES = ("playground.db", "playground.db-wal", "playground.db-shm", "providers.json", "prices.json", "finetune")
+
+
+def launch_options(services: Services) -> dict:
+    """LAUNCH_DEFAULTS plus file access: downloads come only from HOME/exports, never from the rest of HOME."""
+    exports = services.home / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    private = {services.home / name for name in PRIVATE_FILES}
+    private |= {p for p in services.home.iterdir() if p != exports}
+    return {**LAUNCH_DEFAULTS, "allowed_paths": [str(exports)], "blocked_paths": sorted(str(p) for p in private)}
+
+
+def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks:
+    """The full app; with `demo`, only demo mode's chat (see playground/demo.py)."""
+    if demo is not None:
+        return build_demo_app(services, demo)
     with gr.Blocks(title="Playground", analytics_enabled=False) as demo:
         gr.Markdown("## Playground · chat → compare → curate → train")
         if services.problems:

@@ -235,4 +235,7 @@ def build_chat_tab(services: Services) -> ChatTab:
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
     chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
     refresh.click(on_refresh, [model], [model, notice], api_visibility="private")
+    from .add_to_dataset import build_add_to_dataset  # here, not at the top: it builds on this module
+
+    build_add_to_dataset(services, tab)
     return tab

@@ -1,7 +1,8 @@
 """OpenAI-compatible endpoints, all reached through the official `openai` SDK.
 
 OpenAI itself, vLLM, Ollama, llama.cpp server and LM Studio all speak the same API, so one client
-class serves them; only the base URL and key differ. This is the only module that imports openai.
+class serves them; only the base URL and key differ. This package is the only one that imports openai;
+`jobs` holds the fine-tuning calls.
 """
 
 import json
@@ -15,10 +16,10 @@ import httpx
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import PlaygroundError
-from .messages import Message, to_openai
-from .params import SamplingParams
-from .templates import parse_model_file
+from ..errors import PlaygroundError
+from ..messages import Message, to_openai
+from ..params import SamplingParams
+from ..templates import parse_model_file
 
 # Ports the common local servers listen on by default.
 LOCAL_SERVERS = {

@@ -1,0 +1,301 @@
+"""The "Add to dataset" panel under the chat: the conversion options, a live preview of the example, then Save."""
+
+import json
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..chat import ChatSettings
+from ..conversation import Conversation
+from ..dataset_store import DatasetExists, DatasetNotFound, add_examples, create_dataset, get_dataset, list_datasets
+from ..datasets import DEFAULT_MODEL, Example, example_tokens
+from ..errors import PlaygroundError
+from ..params import SamplingParams
+from ..services import Services
+from ..transcripts import ConversionOptions, example_from_conversation
+from .chat_tab import ChatTab, parse_settings, reply_in_progress
+from .format import error_notice
+from .params_form import control_values
+
+SYSTEM_CHOICES = [
+    ("Deploy prompt (the short one the fine-tune runs with)", "deploy"),
+    ("The persona's prompt, as sent", "persona"),
+    ("Custom", "custom"),
+    ("None", "none"),
+]
+LAST_REPLY = -1  # the "up to" value meaning the whole chat
+SNIPPET = 60
+
+
+@dataclass
+class AddToDataset:
+    accordion: gr.Accordion
+    dataset: gr.Dropdown
+    new_dataset: gr.Textbox
+    upto: gr.Dropdown
+    system: gr.Radio
+    custom_system: gr.Textbox
+    keep_seeds: gr.Checkbox
+    speaker: gr.Checkbox
+    weight_disliked: gr.Checkbox
+    keep_greeting: gr.Checkbox
+    correct_turn: gr.Dropdown
+    correct_text: gr.Textbox
+    preview: gr.Code
+    summary: gr.Markdown
+    notice: gr.Markdown
+    save: gr.Button
+    revert: gr.Button
+    edits: gr.State
+
+
+def dataset_names(services: Services) -> list[str]:
+    return [d.name for d in list_datasets(services.store)]
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def snippet(text: str, length: int = SNIPPET) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= length else flat[:length - 1] + "…"
+
+
+def reply_choices(conversation: Conversation) -> list[tuple[str, int]]:
+    """(label, turn index) of every reply that answers a user turn, numbered as the chat shows them (from 1)."""
+    choices, asked = [("The whole chat", LAST_REPLY)], False
+    for i, turn in enumerate(conversation.turns):
+        asked = asked or turn.role == "user"
+        if turn.role == "assistant" and asked:
+            choices.append((f"up to message {i + 1}: {snippet(turn.content) or '(no text)'}", i))
+    return choices
+
+
+def message_choices(conversation: Conversation) -> list[tuple[str, int]]:
+    return [(f"{i + 1} · {t.role} · {snippet(t.content) or '(no text)'}", i) for i, t in enumerate(conversation.turns)]
+
+
+def chat_settings(services: Services, persona, model, system_prompt, variables) -> ChatSettings:
+    """The chat's settings; sampling parameters do not change an example, so the defaults stand in for them."""
+    return parse_settings(services, persona, model, system_prompt, variables, *control_values(SamplingParams()))
+
+
+def current_edits(edits: dict, conversation: Conversation, turn, text) -> dict[int, str]:
+    """The corrections made, plus the one being typed (it counts only if it differs from the message)."""
+    made = dict(edits.get("edits", {})) if edits.get("conversation") == conversation.id else {}
+    if isinstance(turn, (int, float)) and 0 <= int(turn) < len(conversation.turns) and text is not None:
+        turn = int(turn)
+        if text != conversation.turns[turn].content:
+            made[turn] = text
+        else:
+            made.pop(turn, None)
+    return made
+
+
+def conversion_options(upto, system, custom_system, keep_seeds, speaker, weight_disliked, keep_greeting,
+                       edits: dict[int, str]) -> ConversionOptions:
+    upto = None if upto in (None, "", LAST_REPLY) else int(upto)
+    return ConversionOptions(system=system or "deploy", custom_system=custom_system or "", keep_seed_turns=bool(keep_seeds),
+                             speaker_prefix=bool(speaker), weight_disliked=bool(weight_disliked),
+                             keep_greeting=bool(keep_greeting), upto_turn=upto, edits=edits)
+
+
+def example_json(example: Example) -> str:
+    """The example as JSON, one message per line so a long conversation stays readable."""
+    messages = [json.dumps(m.model_dump(exclude_none=True), ensure_ascii=False) for m in example.messages]
+    source = json.dumps(example.source.model_dump(exclude_defaults=True), ensure_ascii=False)
+    return '{"messages": [\n  ' + ",\n  ".join(messages) + '\n],\n"source": ' + source + "}"
+
+
+def example_summary(example: Example, edits: dict[int, str]) -> str:
+    unweighted = sum(1 for m in example.messages if m.weight == 0)
+    parts = [f"**{len(example.messages)} messages**", f"{example_tokens(example, DEFAULT_MODEL):,} tokens ({DEFAULT_MODEL})"]
+    if unweighted:
+        parts.append(f"{unweighted} repl{'y' if unweighted == 1 else 'ies'} with weight 0 (not trained on)")
+    if edits:
+        parts.append(f"{len(edits)} corrected message{'s' if len(edits) != 1 else ''}")
+    return " · ".join(parts)
+
+
+def build_add_to_dataset(services: Services, chat: ChatTab) -> AddToDataset:
+    names = dataset_names(services)
+    with gr.Accordion("Add to dataset", open=False, elem_id="add-to-dataset") as accordion:
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                with gr.Row():
+                    dataset = gr.Dropdown(names, value=names[0] if names else None, label="Dataset",
+                                          allow_custom_value=True)
+                    new_dataset = gr.Textbox(label="New dataset", placeholder="or type a name to create one")
+                upto = gr.Dropdown(reply_choices(Conversation()), value=LAST_REPLY, label="Up to reply",
+                                   allow_custom_value=True, info="The example ends with this reply.")
+                system = gr.Radio(SYSTEM_CHOICES, value="deploy", label="Example's system prompt")
+                custom_system = gr.Textbox(label="Custom system prompt", lines=1, max_lines=6,
+                                           placeholder="Used when Custom is chosen")
+                keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
+                speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
+                weight_disliked = gr.Checkbox(True, label="Weight 0 on disliked replies")
+                keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+            with gr.Column(scale=3, min_width=360):
+                summary = gr.Markdown("")
+                preview = gr.Code("", language="json", label="Preview of the example", interactive=False,
+                                  lines=6, max_lines=18, wrap_lines=True, elem_id="example-preview")
+                with gr.Row():
+                    correct_turn = gr.Dropdown([], value=None, label="Correct a message", allow_custom_value=True,
+                                               scale=4, info="Pick a message and edit its text: a corrected reply "
+                                                             "is trained on.")
+                    revert = gr.Button("Revert corrections", size="sm", scale=1)
+                correct_text = gr.Textbox(label="Corrected text", lines=3, max_lines=12)
+                save = gr.Button("Save to dataset", variant="primary")
+                notice = gr.Markdown("")
+    edits = gr.State({})
+    panel = AddToDataset(accordion, dataset, new_dataset, upto, system, custom_system, keep_seeds, speaker,
+                         weight_disliked, keep_greeting, correct_turn, correct_text, preview, summary, notice, save, revert,
+                         edits)
+    _wire(services, chat, panel)
+    return panel
+
+
+@dataclass
+class PanelValues:
+    """The panel's inputs, in the order `inputs` lists them."""
+
+    conversation: Conversation
+    chat: tuple  # persona, model, system prompt, variables
+    upto: object
+    options: tuple  # system, custom system, seeds, speaker, weight on disliked, greeting
+    edits: dict
+    turn: object
+    text: str | None
+
+    @classmethod
+    def of(cls, values) -> "PanelValues":
+        return cls(values[0], tuple(values[1:5]), values[5], tuple(values[6:12]), values[12] or {}, values[13], values[14])
+
+    def made_edits(self) -> dict[int, str]:
+        return current_edits(self.edits, self.conversation, self.turn, self.text)
+
+    def saved_edits(self) -> dict[int, str]:
+        return dict(self.edits.get("edits", {})) if self.edits.get("conversation") == self.conversation.id else {}
+
+    def turn_index(self) -> int | None:
+        turn = self.turn
+        return int(turn) if isinstance(turn, (int, float)) and 0 <= turn < len(self.conversation.turns) else None
+
+
+def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
+    chat_inputs = [chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables]
+    option_inputs = [p.upto, p.system, p.custom_system, p.keep_seeds, p.speaker, p.weight_disliked, p.keep_greeting]
+    inputs = [*chat_inputs, *option_inputs, p.edits, p.correct_turn, p.correct_text]
+    previews = [p.preview, p.summary, p.edits]
+
+    def convert(v: PanelValues) -> tuple[Example, dict]:
+        made = v.made_edits()
+        settings = chat_settings(services, *v.chat)
+        options = conversion_options(v.upto, *v.options, made)
+        example = example_from_conversation(services.personas[settings.persona], settings, v.conversation, options)
+        return example, {"conversation": v.conversation.id, "edits": made}
+
+    def preview(v: PanelValues) -> dict:
+        try:
+            example, edits = convert(v)
+        except PlaygroundError as e:
+            return {p.preview: "", p.summary: error_notice(str(e))}
+        return {p.preview: example_json(example), p.summary: example_summary(example, edits["edits"]), p.edits: edits}
+
+    def picked(v: PanelValues, turn: int | None) -> dict:
+        """Show message `turn` (as corrected so far) in the correction box."""
+        v.turn = turn
+        v.text = None if turn is None else v.saved_edits().get(turn, v.conversation.turns[turn].content)
+        return {p.correct_turn: gr.update(value=turn), p.correct_text: v.text or "", **preview(v)}
+
+    def on_preview(*values):
+        return preview(PanelValues.of(values))
+
+    def on_chat_changed(*values):
+        v = PanelValues.of(values)
+        if reply_in_progress(v.conversation) is not None:
+            return {}  # refreshed once the reply is finished, not at every token
+        if v.edits.get("conversation") != v.conversation.id:
+            v.edits, v.turn, v.text = {}, None, None
+        choices = reply_choices(v.conversation)
+        if v.upto not in [value for _, value in choices]:
+            v.upto = LAST_REPLY
+        turn = v.turn_index()
+        if turn is None:
+            v.turn, v.text = None, None
+        return {p.upto: gr.update(choices=choices, value=v.upto), **preview(v),
+                p.correct_turn: gr.update(choices=message_choices(v.conversation), value=turn),
+                **({} if turn is not None else {p.correct_text: ""})}
+
+    def on_pick_message(*values):
+        v = PanelValues.of(values)
+        v.edits = {"conversation": v.conversation.id, "edits": v.saved_edits()}
+        return picked(v, v.turn_index())
+
+    def on_upto(*values):
+        v = PanelValues.of(values)
+        v.edits = {"conversation": v.conversation.id, "edits": v.made_edits()}
+        return picked(v, None if v.upto in (None, LAST_REPLY) else int(v.upto))
+
+    def on_revert(*values):
+        v = PanelValues.of(values)
+        v.edits = {}
+        return picked(v, v.turn_index())
+
+    def on_save(dataset, new_dataset, *values):
+        v = PanelValues.of(values)
+        try:
+            example, edits = convert(v)
+            name = target_dataset(services, dataset, new_dataset)
+            [example_id] = add_examples(services.store, name, [example])
+        except PlaygroundError as e:
+            return {p.notice: error_notice(str(e))}
+        info = get_dataset(services.store, name)
+        return {p.notice: f"Saved as example {example_id} in **{name}** ({count(info.examples, 'example')}, "
+                          f"{info.tokens:,} tokens).",
+                p.dataset: gr.update(choices=dataset_names(services), value=name), p.new_dataset: "", p.edits: edits}
+
+    def on_open(dataset, *values):
+        names = dataset_names(services)
+        current = dataset if dataset in names else (names[0] if names else None)
+        return {p.dataset: gr.update(choices=names, value=current), p.notice: "", **on_chat_changed(*values)}
+
+    quiet = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "always_last"}
+    picks = [p.correct_turn, p.correct_text, *previews]
+    refreshed = [p.upto, *picks]
+    # API clients have no browser to fire the events below; this one shows them the example Save would store.
+    p.system.input(on_preview, inputs, previews, api_name="preview_example", show_progress="hidden",
+                   trigger_mode="always_last")
+    for component in option_inputs[3:]:
+        component.input(on_preview, inputs, previews, **quiet)
+    # Textboxes use .change: Gradio's .input did not fire for text filled in at once (seen with Playwright's fill).
+    for component in (p.custom_system, p.correct_text):
+        component.change(on_preview, inputs, previews, **quiet)
+    p.upto.input(on_upto, inputs, picks, **quiet)
+    p.correct_turn.input(on_pick_message, inputs, picks, **quiet)
+    p.revert.click(on_revert, inputs, picks, api_visibility="private")
+    p.save.click(on_save, [p.dataset, p.new_dataset, *inputs], [p.notice, p.dataset, p.new_dataset, p.edits],
+                 api_name="add_to_dataset")
+    # The chat's own events update the chat and its state; the panel follows once a reply is finished.
+    chat.chatbot.change(on_chat_changed, inputs, refreshed, **quiet)
+    chat.state.change(on_chat_changed, inputs, refreshed, **quiet)
+    p.accordion.expand(on_open, [p.dataset, *inputs], [p.dataset, p.notice, *refreshed], **quiet)
+
+
+def target_dataset(services: Services, dataset: str | None, new_dataset: str | None) -> str:
+    """The dataset to add to: a new name is created (or, if it exists, used); else the one chosen."""
+    name = (new_dataset or "").strip()
+    if name:
+        try:
+            create_dataset(services.store, name)
+        except DatasetExists:
+            pass
+        return name
+    if not dataset:
+        raise PlaygroundError("Choose a dataset, or type a name for a new one.")
+    try:
+        get_dataset(services.store, dataset)
+    except DatasetNotFound:
+        raise PlaygroundError(f"The dataset '{dataset}' no longer exists: choose another or type a new name.") from None
+    return dataset

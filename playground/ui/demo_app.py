@@ -1,0 +1,100 @@
+"""Demo mode's page: a chat with the demo's personas and models, and nothing else.
+
+No settings, keys, datasets, logs or other tabs are built, so none of them can reach a guest's browser; the
+persona's system prompt stays on the host. Replies show their text only: the host's endpoints, costs and
+error details stay in the host's log.
+"""
+
+import gradio as gr
+
+from ..chat import check_message, stream_reply
+from ..conversation import Conversation, Turn
+from ..demo import DemoChat, DemoSettings
+from ..errors import PlaygroundError
+from ..services import Services
+from .format import error_notice
+
+FAILED_REPLY = "The model could not answer just now; try again in a moment."
+
+
+def demo_chatbot(conversation: Conversation) -> list[dict]:
+    """The chat as a guest sees it: words only, with a plain line where a reply failed."""
+    shown = []
+    for turn in conversation.turns:
+        if turn.role != "assistant":
+            shown.append({"role": turn.role, "content": turn.content})
+            continue
+        parts = [turn.content or ("" if turn.metrics or turn.error else "…")]
+        if turn.error:
+            parts.append(f"⚠️ {FAILED_REPLY}")
+        shown.append({"role": "assistant", "content": "\n\n".join(p for p in parts if p)})
+    return shown
+
+
+def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
+    guard = DemoChat(settings, services.personas)
+    first = guard.personas[settings.personas[0]]
+    with gr.Blocks(title="Playground demo", analytics_enabled=False) as app:
+        gr.Markdown(f"## Playground demo · {', '.join(settings.personas)}")
+        with gr.Row():
+            persona = gr.Dropdown(settings.personas, value=first.name, label="Persona", info=first.description,
+                                  allow_custom_value=False)
+            model = gr.Dropdown(settings.models, value=settings.models[0], label="Model", allow_custom_value=False)
+        start = Conversation.start(first.greeting)
+        chatbot = gr.Chatbot(demo_chatbot(start), label="Chat", height=480, buttons=["copy"],
+                             group_consecutive_messages=False)
+        notice = gr.Markdown("", elem_id="chat-notice")
+        with gr.Row():
+            message = gr.Textbox(label="Message", placeholder="Type a message and press Enter", lines=2, max_lines=8,
+                                 scale=6, autofocus=True)
+            with gr.Column(scale=1, min_width=100):
+                send = gr.Button("Send", variant="primary")
+                new_chat = gr.Button("New chat")
+        gr.Markdown(f"<sub>A demo: replies are capped at {settings.max_tokens} tokens and each visitor may send "
+                    f"{settings.per_session_per_minute} messages a minute. The host keeps a log of these chats.</sub>")
+        state = gr.State(start)
+        outputs = [chatbot, state, message, notice]
+
+        def on_send(text, conversation, persona_name, model_name, request: gr.Request):
+            try:
+                check_message(text)
+                chat_settings = guard.chat_settings(persona_name, model_name)
+                guard.admit(request.session_hash or "anonymous")
+            except PlaygroundError as e:
+                gr.Warning(str(e))
+                yield {chatbot: demo_chatbot(conversation), state: conversation, message: text,
+                       notice: error_notice(str(e))}
+                return
+            conversation = conversation.model_copy(deep=True)
+            conversation.add_user(text)
+            waiting = conversation.model_copy(deep=True)
+            waiting.turns.append(Turn(role="assistant", content=""))
+            yield {chatbot: demo_chatbot(waiting), state: conversation, message: "", notice: ""}
+            try:
+                for updated in stream_reply(services, guard.personas[persona_name], chat_settings, conversation):
+                    yield {chatbot: demo_chatbot(updated), state: updated, message: "", notice: ""}
+            except PlaygroundError:  # refused before sending (an unknown model): the host's log has no reply
+                conversation.turns.pop()
+                yield {chatbot: demo_chatbot(conversation), state: conversation, message: text,
+                       notice: error_notice(FAILED_REPLY)}
+                return
+            if conversation.turns[-1].error:  # every output given, so an API client gets the chat, not "no change"
+                yield {chatbot: demo_chatbot(conversation), state: conversation, message: "",
+                       notice: error_notice(FAILED_REPLY)}
+
+        def on_persona(name):
+            chosen = guard.personas.get(name, first)
+            fresh = Conversation.start(chosen.greeting)
+            return gr.update(info=chosen.description), demo_chatbot(fresh), fresh, ""
+
+        def on_new_chat(name):
+            fresh = Conversation.start(guard.personas.get(name, first).greeting)
+            return demo_chatbot(fresh), fresh, ""
+
+        send.click(on_send, [message, state, persona, model], outputs, api_name="send")
+        message.submit(on_send, [message, state, persona, model], outputs, api_visibility="private")
+        persona.input(on_persona, [persona], [persona, chatbot, state, notice], api_visibility="private")
+        new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
+        chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
+    app.queue(default_concurrency_limit=16)
+    return app

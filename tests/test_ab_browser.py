@@ -1,0 +1,102 @@
+"""The A/B tab as a user sees it, in headless Chromium against the fake OpenAI server: a blind round and a vote."""
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import SCREENSHOTS, launch, open_app, open_tab, screenshot
+
+SHOTS = "ab"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page, foreign = open_app(browser, app_url)
+    open_tab(page, "A/B")
+    yield page
+    assert foreign == [], foreign
+    page.context.close()
+
+
+def choose(tab, label: str, index: int, value: str) -> None:
+    """Type a value into the index-th dropdown with this label (the dropdowns take custom values) and confirm."""
+    box = tab.get_by_label(label, exact=True).nth(index)
+    for _ in range(3):  # the page's load event re-sends the model lists; if it lands after us, type again
+        box.click()
+        box.fill(value)
+        box.press("Enter")
+        tab.page.wait_for_timeout(200)
+        if value.partition(":")[2] in box.input_value():
+            return
+    raise AssertionError(f"the {label} dropdown shows {box.input_value()!r}, not {value!r}")
+
+
+def panel(tab, slot: str):
+    return tab.locator(f"#ab-chat-{slot.lower()}")
+
+
+def test_a_blind_round_streams_both_columns_then_a_vote_reveals_them_and_ranks_them(page, services, fake_server):
+    fake_server.token_delay = 0.05  # 40 words: two seconds of streaming
+    tab = page.locator("#ab-tab")
+    choose(tab, "Model", 0, "local:gpt-4o-mini")
+    choose(tab, "Model", 1, "local:gpt-4o")
+    tab.get_by_label("Message", exact=True).fill("Trains from Porto to Lisbon? [tokens=40]")
+    tab.get_by_role("button", name="Send", exact=True).click()
+
+    # Both replies grow at the same time: when A has a few words, B has some too and neither is finished.
+    reply_a, reply_b = (panel(tab, s).locator("[data-testid='bot']") for s in "AB")
+    expect(reply_a).to_contain_text("w4")
+    expect(reply_b).to_contain_text("w2", timeout=1000)
+    assert "w40" not in reply_a.inner_text() and "w40" not in reply_b.inner_text()
+    screenshot(page, f"{SHOTS}/streaming")
+
+    for reply in (reply_a, reply_b):
+        expect(reply.locator("sub")).to_contain_text("tokens")
+    expect(tab.locator("#ab-round")).to_contain_text("blind")
+    for slot in "AB":  # names hidden: the panel labels and the metrics lines give nothing away
+        assert "gpt-4o" not in panel(tab, slot).inner_text()
+        expect(panel(tab, slot).get_by_test_id("block-label")).to_have_text(slot)
+    screenshot(page, f"{SHOTS}/blind")
+
+    tab.get_by_role("button", name="A is better", exact=True).click()
+    expect(tab.locator("#ab-round")).to_contain_text("you voted A is better")
+    expect(panel(tab, "A").get_by_test_id("block-label")).to_contain_text("local:gpt-4o")
+    expect(panel(tab, "B").get_by_test_id("block-label")).to_contain_text("local:gpt-4o")
+    expect(reply_a.locator("sub")).to_contain_text("gpt-4o")
+    labels = [panel(tab, s).get_by_test_id("block-label").inner_text() for s in "AB"]
+    assert sorted(label.split(" · ")[1] for label in labels) == ["Column 1", "Column 2"]
+    screenshot(page, f"{SHOTS}/revealed")
+
+    tab.get_by_role("tab", name="Leaderboard", exact=True).click()
+    table = tab.locator("#ab-leaderboard-table")
+    winner = labels[0].split(" · ", 2)[2]
+    expect(table).to_contain_text("local:gpt-4o-mini")
+    expect(table).to_contain_text("local:gpt-4o ·")
+    # Row 0 is the header; the table's hidden sizing row is not a "row" to the accessibility tree.
+    expect(table.get_by_role("row").nth(1)).to_contain_text(winner)
+    expect(tab.locator("#ab-board-summary")).to_contain_text("1 battle between 2 setups")
+    plot = tab.locator(".vega-embed")
+    expect(plot.get_by_text("1. " + winner[:12])).to_be_visible()
+    assert plot.bounding_box()["height"] < 600, "the plot keeps growing"
+    # What the window shows, not a full-page capture: that resizes the window, and the plot redraws mid-capture.
+    table.scroll_into_view_if_needed()
+    SCREENSHOTS.joinpath(SHOTS).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / SHOTS / "leaderboard.png"))
+
+
+def test_an_empty_column_says_what_is_missing(page, fake_server):
+    tab = page.locator("#ab-tab")
+    tab.get_by_label("Message", exact=True).fill("Anyone there?")
+    tab.get_by_role("button", name="Send", exact=True).click()
+
+    expect(tab.locator("#ab-notice")).to_contain_text("Column 2: pick a model")
+    expect(tab.get_by_label("Message", exact=True)).to_have_value("Anyone there?")
+    assert [r for r in fake_server.requests if r["path"].endswith("completions")] == []
+    screenshot(page, f"{SHOTS}/missing-model")

@@ -1,0 +1,174 @@
+"""The Templates tab as a user sees it, in headless Chromium against the fake OpenAI server."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from playground.dataset_store import iter_examples
+from tests.browser import SCREENSHOTS, launch, open_app, open_tab
+from tests.conftest import write_providers
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = SCREENSHOTS / "templates"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def project(tmp_path):
+    for folder in ("templates", "personas"):
+        shutil.copytree(ROOT / folder, tmp_path / "project" / folder)
+    return tmp_path / "project"
+
+
+@pytest.fixture
+def services(_home, fake_server, project):
+    from playground.services import build_services
+
+    write_providers(_home, fake_server, timeout=2)
+    built = build_services(home=_home, personas_dir=project / "personas", environ={"LOCAL_KEY": "sk-test"},
+                           detect_local=False)
+    built.registry.refresh()
+    return built
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page, foreign = open_app(browser, app_url)
+    open_tab(page, "Templates")
+    yield page
+    assert foreign == []
+    page.context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_file(page: Page, key: str) -> None:
+    page.get_by_label("File", exact=True).click()
+    page.get_by_role("option", name=key, exact=True).click()
+    expect(page.get_by_label("File", exact=True)).to_have_value(key)
+
+
+def edit_cell(page: Page, table: str, row: int, column: int, text: str) -> None:
+    page.locator(f"#{table} [data-testid='cell-{row}-{column}']").dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def token_count(page: Page) -> int:
+    return int(re.search(r"(\d+) prompt tokens", page.locator("#template-tokens").inner_text()).group(1))
+
+
+def status(page: Page):
+    return page.locator("#template-status")
+
+
+def test_edit_preview_save_reload_and_restore(page, project, services):
+    open_file(page, "templates/translate.json")
+    preview = page.locator("#template-preview")
+    expect(preview).to_contain_text("The library closes early on Fridays")
+    before = token_count(page)
+    screenshot(page, "editor")
+
+    edit_cell(page, "template-messages", 1, 1, "Translate {{text}} and explain every idiom in a footnote.")
+    expect(preview).to_contain_text("explain every idiom in a footnote")
+    expect(page.locator("#template-tokens")).not_to_contain_text(f"{before} prompt tokens")
+    assert token_count(page) > before
+    expect(page.locator("#template-json .cm-content")).to_contain_text("explain every idiom")
+    screenshot(page, "edited")
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(status(page)).to_contain_text("Saved templates/translate.json as version 2")
+    assert "explain every idiom" in (project / "templates" / "translate.json").read_text(encoding="utf-8")
+    screenshot(page, "saved")
+
+    page.reload()
+    open_tab(page, "Templates")
+    open_file(page, "templates/translate.json")
+    expect(preview).to_contain_text("explain every idiom in a footnote")
+    versions = page.locator("#template-versions")
+    expect(versions.locator("[data-testid='cell-1-0']")).to_have_text("1")
+
+    versions.locator("[data-testid='cell-1-0']").click()
+    expect(page.locator("#template-diff .cm-content")).to_contain_text("careful translator")
+    page.get_by_role("button", name="Restore this version", exact=True).click()
+    expect(status(page)).to_contain_text("Restored version 1 as version 3")
+    expect(preview).not_to_contain_text("explain every idiom")
+    expect(preview).to_contain_text("The library closes early on Fridays")
+    assert token_count(page) == before
+    screenshot(page, "restored")
+
+
+def test_bad_json_says_where_and_run_streams_the_reply(page, services):
+    open_file(page, "templates/review_sentiment.json")
+    editor = page.locator("#template-json .cm-content")
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("x")
+    expect(status(page)).to_contain_text("line 1")
+    expect(status(page)).to_contain_text("column 1")
+    expect(status(page)).to_contain_text("not valid JSON")
+    screenshot(page, "bad-json")
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("Delete")
+    expect(status(page)).to_be_empty()
+
+    first_example = page.locator("#template-preview pre").nth(1)
+    expect(first_example).to_have_text("The kettle boils fast and looks lovely on the counter. Best purchase this year.")
+    page.locator("#template-messages [data-testid='cell-3-1']").click()  # the second example's user message
+    page.get_by_role("button", name="Move pair up", exact=True).click()
+    expect(first_example).to_have_text("It works, but the lid sticks and the handle gets warm. Fine for the price.")
+    expect(page.locator("#template-preview pre").nth(2)).to_have_text("3")
+
+    page.get_by_role("button", name="Zero-shot", exact=True).click()
+    expect(page.locator("#template-preview")).not_to_contain_text("Best purchase this year")
+    page.get_by_role("button", name="+ example pair", exact=True).click()
+    expect(page.locator("#template-preview")).to_contain_text("Example input")
+
+    expect(page.locator("#template-model").get_by_label("Model")).to_have_value(re.compile("gpt-4o-mini"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    reply = page.locator("#template-reply")
+    expect(reply).to_contain_text("Echo: Arrived with a dent")
+    expect(reply).to_contain_text("tokens")
+    screenshot(page, "run")
+    [exchange] = services.store.exchanges()
+    assert [m["content"] for m in exchange["request"]["messages"]][1:3] == ["Example input", "Example output"]
+
+
+def test_generate_pairs_and_add_them_to_a_dataset(page, services, tmp_path):
+    facts = tmp_path / "facts"
+    facts.mkdir()
+    # The fake model echoes the user message, so facts written as JSONL come back as the model's JSONL.
+    (facts / "harbour.txt").write_text(
+        '{"prompt": "When does the harbour open?", "completion": "At six in the morning."}\n'
+        '{"prompt": "Who owns the harbour?", "completion": "I don\'t know."}\n'
+        '{"prompt": "How deep is the', encoding="utf-8")
+    open_tab(page, "Generate data")
+    page.get_by_label("Folder of facts", exact=True).fill(str(facts))
+    page.get_by_role("button", name="Read folder", exact=True).click()
+    generation_status = page.locator("#generation-status")
+    expect(generation_status).to_contain_text("1 chunks from 1 file")
+
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(generation_status).to_contain_text("2 pairs")
+    expect(generation_status).to_contain_text("broken JSON")
+    expect(page.get_by_text("Who owns the harbour?")).to_be_visible()
+    page.locator("#generation-dataset").get_by_label("Dataset").fill("harbour-qa")
+    page.get_by_role("button", name="Add selected to dataset", exact=True).click()
+    expect(generation_status).to_contain_text("Added 2 examples to the dataset 'harbour-qa'")
+    screenshot(page, "generate")
+    assert [e.messages[-1].content for e in iter_examples(services.store, "harbour-qa")] == [
+        "At six in the morning.", "I don't know."]
