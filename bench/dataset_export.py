@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[what].append((wall, cpu))
             print(f"  run {i + 1}/{args.runs}: " + "   ".join(
                 f"{name} {runs[name][-1][1]:.1f} s cpu ({runs[name][-1][0]:.1f} s wall)" for name in runs), flush=True)
-        del texts
+        texts.clear()  # free the floor's copy before the memory runs
 
         print("  peak memory by file size (a fresh process each):", flush=True)
         peaks = {}

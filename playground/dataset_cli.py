@@ -247,6 +247,3 @@ def list_command(args, store: Store) -> int:
         print(f"{d.name}: {d.examples} examples{excluded}, {d.tokens:,} tokens  {d.description}".rstrip())
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

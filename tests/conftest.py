@@ -56,3 +56,16 @@ def app_url(services):
                             **LAUNCH_DEFAULTS)
     yield url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium, one per test module (Playwright's sync API allows one live instance at a time)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+
+    with sync_playwright() as playwright:
+        launched = launch(playwright)
+        yield launched
+        launched.close()

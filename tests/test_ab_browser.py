@@ -1,19 +1,11 @@
 """The A/B tab as a user sees it, in headless Chromium against the fake OpenAI server: a blind round and a vote."""
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.browser import SCREENSHOTS, launch, open_app, open_tab, screenshot
+from tests.browser import SCREENSHOTS, open_app, open_tab, screenshot
 
 SHOTS = "ab"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from playground.votes import VoteFilter, load_votes, round_record
+from playground.votes import load_votes, round_record
 
 PERSONA = "Location Extractor"
 SETUP_FIELDS = 11  # label, persona, model, system prompt and the seven parameters

@@ -4,20 +4,12 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.browser import (
-    bot_messages, choose_model, choose_persona, launch, message_box, notice, open_app, open_tab, screenshot,
+    bot_messages, choose_model, choose_persona, message_box, notice, open_app, open_tab, screenshot,
     send, user_messages, wait_for_reply, words,
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

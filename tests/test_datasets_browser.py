@@ -4,22 +4,14 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from playground.dataset_store import add_examples, create_dataset, get_dataset, iter_examples, list_datasets
 from playground.datasets import Example
-from tests.browser import choose_model, choose_persona, launch, open_app, open_tab, screenshot, send, wait_for_reply
+from tests.browser import choose_model, choose_persona, open_app, open_tab, screenshot, send, wait_for_reply
 
 BRACK = "Professor Ignatia Brack"
 SHOTS = "datasets/"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,21 +1,13 @@
 """Demo mode as a guest sees it in headless Chromium: a chat with the demo's personas, and nothing else."""
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from playground.demo import DemoSettings
-from tests.browser import bot_messages, launch, message_box, notice, open_app, screenshot, send, user_messages
+from tests.browser import bot_messages, message_box, notice, open_app, screenshot, send, user_messages
 
 PROFESSOR = "Professor Ignatia Brack"
 RUDE = "Rude Support Agent"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

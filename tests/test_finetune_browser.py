@@ -5,10 +5,10 @@ import re
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from playground.finetune_store import list_jobs
-from tests.browser import launch, open_app, open_tab, screenshot
+from tests.browser import open_app, open_tab, screenshot
 from tests.finetune_fixtures import add_dataset, ft_services, town_examples
 from tests.openai_jobs_server import FakeFineTuning
 
@@ -86,14 +86,6 @@ def test_validation_errors_and_no_access_are_shown_plainly(ft_app, server):
 
 
 # --- in the browser ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 def choose(page, label: str, option: str) -> None:

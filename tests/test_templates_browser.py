@@ -5,22 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from playground.dataset_store import iter_examples
-from tests.browser import SCREENSHOTS, launch, open_app, open_tab
+from tests.browser import SCREENSHOTS, open_app, open_tab
 from tests.conftest import write_providers
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = SCREENSHOTS / "templates"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
