@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .errors import FileProblem
 from .messages import Message
-from .personas import Persona
+from .personas import Persona, load_persona
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CARD_KEYWORDS = ("chara", "ccv3")  # chara first; V3 cards also carry a V2 copy under "chara"
@@ -327,3 +327,10 @@ def _names_in(folder: Path) -> set[str]:
         if isinstance(name, str):
             names.add(name)
     return names
+
+
+def import_persona(services, path: Path) -> Persona:
+    """Import a card into the personas folder and make it available at once, without a restart."""
+    persona = load_persona(import_card(Path(path), services.personas_dir))
+    services.personas[persona.name] = persona
+    return persona

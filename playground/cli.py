@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--count", type=int, default=10, help="How many (default 10).")
     logs.add_argument("--search", default="", help="Full-text search over requests and replies.")
     logs.add_argument("--json", action="store_true", help="Print JSON lines with every logged field.")
+    persona = commands.add_parser("persona", help="Manage personas.")
+    persona_commands = persona.add_subparsers(dest="persona_command", required=True)
+    card = persona_commands.add_parser("import", help="Import a SillyTavern Character Card V2 (.json or .png) as a persona.")
+    card.add_argument("file", type=Path, help="The card: a JSON file, or a PNG with the card embedded.")
+    card.add_argument("--personas-dir", type=Path, default=None, help="Where to write it (default: the personas folder).")
     add_dataset_commands(commands)
     add_finetune_commands(commands)
     add_template_commands(commands)
@@ -102,10 +107,21 @@ def logs(args) -> int:
     return 0
 
 
+def import_card_command(args) -> int:
+    from .cards import import_card
+    from .personas import load_persona
+    from .services import PROJECT_ROOT
+
+    written = import_card(args.file, args.personas_dir or PROJECT_ROOT / "personas")
+    print(f"{load_persona(written).name}: {written}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset, "template": run_template,
+        return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset,
+                "persona": import_card_command, "template": run_template,
                 "finetune": run_finetune}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,9 @@ CHROMIUM = "/usr/bin/chromium"  # the Debian package; `playwright install` canno
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 SCREENSHOTS = Path("/tmp/screenshots")
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 15_000
+# Assertions wait as long as actions do: on a loaded 2-core CI machine a streamed reply can take seconds to show.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def launch(playwright) -> Browser:
@@ -77,6 +79,21 @@ def choose_persona(page: Page, name: str) -> None:
 def send(page: Page, text: str) -> None:
     message_box(page).fill(text)
     page.get_by_role("button", name="Send", exact=True).click()
+
+
+def send_accepted(page: Page, text: str, attempts: int = 20) -> None:
+    """Send, and click again until the app takes it: Gradio ignores a click while the previous event is still
+    finishing, and a user would simply click again. The box empties when the message is taken."""
+    message_box(page).fill(text)
+    button = page.get_by_role("button", name="Send", exact=True)
+    for _ in range(attempts):
+        button.click()
+        try:
+            expect(message_box(page)).to_have_value("", timeout=1000)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"the app never took the message {text!r}")
 
 
 def wait_for_reply(page: Page, text: str) -> Locator:

@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from playground.demo import DemoSettings
-from tests.browser import bot_messages, message_box, notice, open_app, screenshot, send, user_messages
+from tests.browser import bot_messages, message_box, notice, open_app, screenshot, send, send_accepted, user_messages
 
 PROFESSOR = "Professor Ignatia Brack"
 RUDE = "Rude Support Agent"
@@ -53,7 +53,7 @@ def test_the_demo_is_only_a_chat_with_its_personas(demo_page, services):
 def test_the_rate_limit_message_shows_and_the_text_stays(demo_page):
     page, _ = demo_page
     for text in ("first", "second"):
-        send(page, text)
+        send_accepted(page, text)
         expect(bot_messages(page).last).to_contain_text(f": {text}")  # the persona prefixes a speaker
 
     send(page, "third")

@@ -2,9 +2,11 @@
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
+from ..cards import import_persona
 from ..chat import ChatSettings, check_message, stream_reply
 from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
@@ -83,6 +85,9 @@ def build_chat_tab(services: Services) -> ChatTab:
                                      label="Variables", type="array", interactive=True, column_count=2)
             with gr.Accordion("Parameters", open=False):
                 controls = build_controls(first.params if first else None)
+            with gr.Accordion("Import a character card", open=False):
+                card = gr.File(label="Character Card V2 (.json, or .png with the card inside)",
+                               file_types=[".json", ".png"], type="filepath")
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(to_chatbot(Conversation.start(first.greeting if first else "")), label="Chat",
                                  editable="user", height=520, buttons=["copy"],
@@ -235,6 +240,18 @@ def build_chat_tab(services: Services) -> ChatTab:
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
     chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
     refresh.click(on_refresh, [model], [model, notice], api_visibility="private")
+
+    def on_card(path):
+        if not path:
+            return gr.update(), ""
+        try:
+            imported = import_persona(services, Path(path))
+        except PlaygroundError as e:
+            return gr.update(), error_notice(str(e))
+        return (gr.update(choices=sorted(services.personas)),
+                f"Imported **{imported.name}** as a persona: pick it in the Persona list.")
+
+    card.upload(on_card, [card], [persona, notice], api_name="import_card")
     from .add_to_dataset import build_add_to_dataset  # here, not at the top: it builds on this module
 
     build_add_to_dataset(services, tab)
