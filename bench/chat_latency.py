@@ -52,6 +52,7 @@ import httpx  # noqa: E402
 import openai  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.utils import apply_diff  # noqa: E402
+from playground.ui.format import text_of  # noqa: E402
 
 
 # One clock for this process, the app and the fake provider: CLOCK_MONOTONIC is system-wide on Linux.
@@ -131,18 +132,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def text_of(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return text_of(content.get("text", content.get("content", "")))
-    if isinstance(content, list):
-        return "".join(text_of(p) for p in content)
-    return str(content)
 
 
 def reply_text(chat: list, user_text: str) -> str | None:

@@ -2,12 +2,16 @@
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.openai_server import FakeOpenAI  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,11 +42,26 @@ def write_providers(home, server, **extra) -> None:
 
 
 @pytest.fixture
-def services(_home, fake_server):
+def project_copy(tmp_path):
+    """Copies of the shipped templates and personas, for tests that save: the real ones are never touched."""
+    for folder in ("templates", "personas"):
+        shutil.copytree(PROJECT_ROOT / folder, tmp_path / "project" / folder)
+    return tmp_path / "project"
+
+
+@pytest.fixture
+def personas_dir():
+    """The personas the `services` fixture loads; a module overrides it to work on a project_copy."""
+    return PROJECT_ROOT / "personas"
+
+
+@pytest.fixture
+def services(_home, fake_server, personas_dir):
     from playground.services import build_services
 
     write_providers(_home, fake_server, timeout=2)
-    built = build_services(home=_home, environ={"LOCAL_KEY": "sk-test"}, detect_local=False)
+    built = build_services(home=_home, personas_dir=personas_dir, environ={"LOCAL_KEY": "sk-test"},
+                           detect_local=False)
     built.registry.refresh()
     return built
 

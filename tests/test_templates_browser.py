@@ -1,7 +1,6 @@
 """The Templates tab as a user sees it, in headless Chromium against the fake OpenAI server."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -9,28 +8,19 @@ from playwright.sync_api import Page, expect
 
 from playground.dataset_store import iter_examples
 from tests.browser import SCREENSHOTS, open_app, open_tab
-from tests.conftest import write_providers
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = SCREENSHOTS / "templates"
 
 
 @pytest.fixture
-def project(tmp_path):
-    for folder in ("templates", "personas"):
-        shutil.copytree(ROOT / folder, tmp_path / "project" / folder)
-    return tmp_path / "project"
+def project(project_copy):
+    return project_copy
 
 
 @pytest.fixture
-def services(_home, fake_server, project):
-    from playground.services import build_services
-
-    write_providers(_home, fake_server, timeout=2)
-    built = build_services(home=_home, personas_dir=project / "personas", environ={"LOCAL_KEY": "sk-test"},
-                           detect_local=False)
-    built.registry.refresh()
-    return built
+def personas_dir(project_copy):
+    return project_copy / "personas"
 
 
 @pytest.fixture

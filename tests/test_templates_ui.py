@@ -2,14 +2,12 @@
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
 from playground.dataset_store import iter_examples
-from tests.conftest import write_providers
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ["messages", "raw", "variables", "preview", "summary", "status", "file", "model", "versions", "version",
@@ -19,22 +17,13 @@ TRANSLATE = "templates/translate.json"
 
 
 @pytest.fixture
-def project(tmp_path):
-    """Copies of the shipped templates and personas: saving must never touch the real ones."""
-    for folder in ("templates", "personas"):
-        shutil.copytree(ROOT / folder, tmp_path / "project" / folder)
-    return tmp_path / "project"
+def project(project_copy):
+    return project_copy
 
 
 @pytest.fixture
-def services(_home, fake_server, project):
-    from playground.services import build_services
-
-    write_providers(_home, fake_server, timeout=2)
-    built = build_services(home=_home, personas_dir=project / "personas", environ={"LOCAL_KEY": "sk-test"},
-                           detect_local=False)
-    built.registry.refresh()
-    return built
+def personas_dir(project_copy):
+    return project_copy / "personas"
 
 
 @pytest.fixture
