@@ -1,7 +1,6 @@
 """The Templates tab as a user sees it, in headless Chromium against the fake OpenAI server."""
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -9,7 +8,6 @@ from playwright.sync_api import Page, expect
 from playground.dataset_store import iter_examples
 from tests.browser import SCREENSHOTS, open_app, open_tab
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = SCREENSHOTS / "templates"
 
 

@@ -2,14 +2,12 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
 from playground.dataset_store import iter_examples
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ["messages", "raw", "variables", "preview", "summary", "status", "file", "model", "versions", "version",
            "diff", "reply"]
 MODEL = "local:gpt-4o-mini"
