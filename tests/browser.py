@@ -82,18 +82,33 @@ def send(page: Page, text: str) -> None:
 
 
 def send_accepted(page: Page, text: str, attempts: int = 20) -> None:
-    """Send, and click again until the app takes it: Gradio ignores a click while the previous event is still
-    finishing, and a user would simply click again. The box empties when the message is taken."""
+    """Send, clicking again only if the click was not taken: Gradio ignores a click while the previous event is
+    still finishing, and a user would simply click again. A taken message shows up as a new user message."""
+    shown = user_messages(page).count()
     message_box(page).fill(text)
     button = page.get_by_role("button", name="Send", exact=True)
     for _ in range(attempts):
         button.click()
         try:
-            expect(message_box(page)).to_have_value("", timeout=1000)
+            expect(user_messages(page)).to_have_count(shown + 1, timeout=2000)
+            return
+        except AssertionError:
+            if message_box(page).input_value() != text:  # taken, only slow to show: never send it twice
+                expect(user_messages(page)).to_have_count(shown + 1)
+                return
+    raise AssertionError(f"the app never took the message {text!r}")
+
+
+def click_until(page: Page, button: str, shown: Locator, text: str, attempts: int = 20) -> None:
+    """Click until `shown` holds `text`, for clicks that are safe to repeat (a refused send sends nothing)."""
+    for _ in range(attempts):
+        page.get_by_role("button", name=button, exact=True).click()
+        try:
+            expect(shown).to_contain_text(text, timeout=2000)
             return
         except AssertionError:
             continue
-    raise AssertionError(f"the app never took the message {text!r}")
+    expect(shown).to_contain_text(text)
 
 
 def wait_for_reply(page: Page, text: str) -> Locator:

@@ -94,6 +94,20 @@ def test_like_rates_the_logged_exchange(app, services):
     wait_until(lambda: services.store.exchanges()[0]["rating"] == 1)
 
 
+def test_a_draft_typed_while_a_reply_streams_is_kept(app, fake_server):
+    page, _ = app
+    fake_server.token_delay = 0.03
+    choose_model(page, "local:gpt-4o-mini")
+    send(page, "Count for me [tokens=40]")
+    reply = bot_messages(page).last
+    expect(reply).to_contain_text("w3")
+
+    message_box(page).fill("and my next question")  # typed before the reply is done
+
+    wait_for_reply(page, "w40")
+    expect(message_box(page)).to_have_value("and my next question")
+
+
 def test_stop_keeps_the_partial_reply_marked_incomplete(app, services, fake_server):
     page, _ = app
     fake_server.token_delay = 0.05

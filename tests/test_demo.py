@@ -11,6 +11,7 @@ from playground.demo import DemoChat, DemoSettings, demo_settings
 from playground.errors import PlaygroundError
 from playground.ratelimit import RateLimited, RateLimiter
 from playground.ui.demo_app import FAILED_REPLY
+from tests.gradio_outputs import last_set
 
 PROFESSOR = "Professor Ignatia Brack"
 RUDE = "Rude Support Agent"
@@ -145,7 +146,9 @@ def text(message: dict) -> str:
 def test_a_guest_chats_with_capped_replies_and_every_exchange_is_logged(demo_url, services, fake_server):
     client = Client(demo_url, verbose=False)
 
-    chat, box, notice = client.predict("Count for me [tokens=20]", PROFESSOR, MODEL, api_name="/send")
+    job = client.submit("Count for me [tokens=20]", PROFESSOR, MODEL, api_name="/send")
+    chat, _, notice = job.result()
+    box = last_set(job.outputs(), 1)  # emptied when the message is taken; streaming leaves it alone
 
     assert text(chat[-1]) == "w1 w2 w3 w4 w5" and box == "" and notice == ""
     sent = fake_server.requests[-1]["body"]

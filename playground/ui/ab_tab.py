@@ -174,8 +174,10 @@ def build_ab_tab(services: Services) -> None:
             return
         arena = prepared
         run = runs[current.id] = ab.RoundRun(services, arena, current, on_done=lambda r: runs.pop(r.round.id, None))
+        yield {**show(arena), state: arena, message: "", notice: ""}
+        # The box is left alone while streaming: the user may already be typing the next message.
         for updated in run.start().updates():
-            yield {**show(updated), state: updated, message: "", notice: ""}
+            yield {**show(updated), state: updated, notice: ""}
         yield from _after_round(arena, text)
 
     def _after_round(arena: Arena, text: str):

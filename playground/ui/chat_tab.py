@@ -112,7 +112,8 @@ def build_chat_tab(services: Services) -> ChatTab:
         persona_obj = services.personas[settings.persona]
         try:
             for updated in stream_reply(services, persona_obj, settings, conversation):
-                yield {chatbot: to_chatbot(updated), state: updated, message: "", notice: ""}
+                # The box is left alone while streaming: the user may already be typing the next message.
+                yield {chatbot: to_chatbot(updated), state: updated, notice: ""}
         except PlaygroundError as e:  # nothing was sent: unfilled variable, unknown model
             gr.Warning(str(e))
             yield {chatbot: to_chatbot(before), state: before, message: typed, notice: error_notice(str(e))}

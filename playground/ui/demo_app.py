@@ -72,15 +72,15 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
             yield {chatbot: demo_chatbot(waiting), state: conversation, message: "", notice: ""}
             try:
                 for updated in stream_reply(services, guard.personas[persona_name], chat_settings, conversation):
-                    yield {chatbot: demo_chatbot(updated), state: updated, message: "", notice: ""}
+                    # The box is left alone while streaming: the guest may already be typing the next message.
+                    yield {chatbot: demo_chatbot(updated), state: updated, notice: ""}
             except PlaygroundError:  # refused before sending (an unknown model): the host's log has no reply
                 conversation.turns.pop()
                 yield {chatbot: demo_chatbot(conversation), state: conversation, message: text,
                        notice: error_notice(FAILED_REPLY)}
                 return
             if conversation.turns[-1].error:  # every output given, so an API client gets the chat, not "no change"
-                yield {chatbot: demo_chatbot(conversation), state: conversation, message: "",
-                       notice: error_notice(FAILED_REPLY)}
+                yield {chatbot: demo_chatbot(conversation), state: conversation, notice: error_notice(FAILED_REPLY)}
 
         def on_persona(name):
             chosen = guard.personas.get(name, first)
