@@ -1,8 +1,11 @@
 """The A/B tab as a user sees it, in headless Chromium against the fake OpenAI server: a blind round and a vote."""
 
+import json
+
 import pytest
 from playwright.sync_api import expect
 
+from playground.dataset_store import iter_examples
 from tests.browser import SCREENSHOTS, open_app, open_tab, screenshot
 
 SHOTS = "ab"
@@ -92,3 +95,51 @@ def test_an_empty_column_says_what_is_missing(page, fake_server):
     expect(tab.get_by_label("Message", exact=True)).to_have_value("Anyone there?")
     assert [r for r in fake_server.requests if r["path"].endswith("completions")] == []
     screenshot(page, f"{SHOTS}/missing-model")
+
+
+def test_a_voted_column_and_the_votes_go_to_datasets(page, services, fake_server):
+    tab = page.locator("#ab-tab")
+    persona = sorted(services.personas)[0]
+    choose(tab, "Model", 0, "local:gpt-4o-mini")
+    choose(tab, "Model", 1, "local:gpt-4o")
+    tab.get_by_text("Parameters", exact=True).nth(1).click()  # column 2 answers in two tokens
+    # A closed accordion's controls are not drawn, so the only "Max tokens" is column 2's.
+    max_tokens = tab.get_by_label("Max tokens", exact=True)
+    max_tokens.fill("2")
+    max_tokens.press("Tab")  # a number is taken when the box is left
+    tab.get_by_label("Message", exact=True).fill("Ferries to Skye?")
+    tab.get_by_role("button", name="Send", exact=True).click()
+    for slot in "AB":
+        expect(panel(tab, slot).locator("[data-testid='bot'] sub")).to_contain_text("tokens")
+    # Opening the parameters sets no seed: the request is the one the settings describe.
+    sent = [r["body"] for r in fake_server.requests if r["path"].endswith("completions")]
+    assert sorted(b["max_tokens"] for b in sent) == [2, 64] and not any("seed" in b for b in sent)
+
+    tab.get_by_text("Add to dataset", exact=True).click()
+    adder = tab.locator("#ab-add-to-dataset")
+    expect(adder).to_contain_text("Vote first")  # the example would name the model of a blind column
+    tab.get_by_role("button", name="A is better", exact=True).click()
+    expect(tab.locator("#ab-round")).to_contain_text("you voted A is better")
+    preview = adder.locator("#ab-example-preview")
+    expect(preview).to_contain_text(json.dumps(services.personas[persona].deploy_prompt))  # shown as JSON
+    adder.get_by_label("B", exact=True).check()
+    label_b = panel(tab, "B").get_by_test_id("block-label").inner_text()  # "B · Column n · model · persona …"
+    model_b = label_b.split(" · ")[2]
+    expect(preview).to_contain_text(f'"model": "{model_b}"')
+    adder.get_by_label("New dataset", exact=True).fill("ab picks")
+    screenshot(page, f"{SHOTS}/add-to-dataset")
+    adder.get_by_role("button", name="Save to dataset", exact=True).click()
+    expect(adder).to_contain_text("Saved as example 1 in ab picks")
+    [example] = iter_examples(services.store, "ab picks")
+    assert example.source.model == model_b and example.messages[-1].role == "assistant"
+
+    tab.get_by_role("tab", name="Leaderboard", exact=True).click()
+    tab.get_by_text("Save votes as a preference (DPO) dataset", exact=True).click()
+    votes = tab.locator("#ab-votes-to-dataset")
+    votes.get_by_label("New dataset", exact=True).fill("ab prefs")
+    votes.get_by_role("button", name="Add the votes' pairs to the dataset").click()
+    expect(votes).to_contain_text("Added 1 preference pair to ab prefs from 1 vote.")
+    screenshot(page, f"{SHOTS}/votes-to-dataset")
+    [pair] = iter_examples(services.store, "ab prefs")
+    assert pair.messages[-1].content == "Ferries to Skye?"
+    assert {pair.chosen, pair.rejected} <= {"Echo: Ferries to Skye?", "Echo: Ferries"}

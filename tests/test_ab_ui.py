@@ -8,6 +8,7 @@ import time
 import pytest
 from gradio_client import Client
 
+from playground.dataset_store import iter_examples, list_datasets
 from playground.votes import load_votes, round_record
 from tests.gradio_outputs import last_set
 
@@ -248,3 +249,65 @@ def test_a_cancelled_batch_keeps_its_finished_rows_and_resumes(client, fake_serv
     status, summary, _, _ = client.predict(*args, api_name="/ab_batch")
     assert "**Done**: 24 of 24 replies" in status
     assert len(chat_requests(fake_server)) == 24  # the finished rows were not asked again
+
+
+# --- to datasets ---------------------------------------------------------------------------------------------
+
+# slot, up to, system prompt, custom, seeds, speaker, weight 0 on disliked, greeting, corrected turn and text
+PANEL = ["A", -1, "deploy", "", False, True, True, True, None, ""]
+
+
+def test_a_column_is_added_to_a_dataset_with_the_deploy_prompt_once_the_vote_reveals_it(client, services):
+    loc = services.personas[PERSONA]
+    client.predict(*send_args("Ferries from Oban to Mull", "local:gpt-4o-mini", "local:gpt-4o"), api_name="/ab_send")
+
+    notice, *_ = client.predict("", "ferries", *PANEL, api_name="/ab_add_to_dataset")
+    assert "Vote first" in notice and list_datasets(services.store) == []
+
+    *_, round_md, _, _, _, _, _, _ = client.predict("", None, None, None, None, api_name="/ab_vote_b")
+    preview, summary = client.predict(*PANEL[:-2], None, "", api_name="/ab_preview_example")
+    assert json.loads(preview)["messages"][0] == {"role": "system", "content": loc.deploy_prompt}
+    notice, *_ = client.predict("", "ferries", "B", *PANEL[1:], api_name="/ab_add_to_dataset")
+
+    assert "Saved as example" in notice and "ferries" in notice
+    [example] = iter_examples(services.store, "ferries")
+    assert [(m.role, m.content) for m in example.messages] == [
+        ("system", loc.deploy_prompt), ("user", "Ferries from Oban to Mull"),
+        ("assistant", "Echo: Ferries from Oban to Mull")]  # "Be brief." was sent; the deploy prompt is kept
+    shown_at_b = revealed(round_md)["B"]
+    assert example.source.model == shown_at_b.split(" · ")[0]
+    [reply_b] = [r for r in round_record(services.store, _rows(services, "select round_id from ab_votes")[0]
+                                         ["round_id"]).replies if r.slot == "B"]
+    assert example.source.exchange_ids == [reply_b.exchange_id]
+
+
+def test_votes_are_saved_as_preference_pairs_from_the_leaderboard(client, services):
+    def send(text):  # column 2 answers with one token: "Echo:"
+        columns = [column_args("local:gpt-4o-mini"), column_args("local:gpt-4o", max_tokens=1)]
+        client.predict(text, False, 2, *(v for c in columns + [column_args()] * 2 for v in c),
+                                            api_name="/ab_send")
+
+    for text in ("Trains from Lyon", "Buses to Cork"):
+        send(text)
+        client.predict("", None, None, None, None, api_name="/ab_vote_a")  # not blind: A is column 1
+    send("Boats to Malta")
+    client.predict("", None, None, None, None, api_name="/ab_vote_tie")
+
+    options = ["deploy", "", False, True, True]  # then the leaderboard's filters: blind only, persona, from, to
+    notice, *_ = client.predict(None, "trip prefs", *options, True, "All personas", "", "",
+                                api_name="/ab_votes_to_dataset")
+    assert "No votes match" in notice  # blind mode was off, so every vote is sighted
+    args = [*options, False, "All personas", "", ""]
+    notice, *_ = client.predict(None, "trip prefs", *args, api_name="/ab_votes_to_dataset")
+    assert notice == "Added 2 preference pairs to **trip prefs** from 3 votes (1 tie or “both bad” give no pair)."
+    again, *_ = client.predict("trip prefs", "", *args, api_name="/ab_votes_to_dataset")
+    assert "Added 0 preference pairs" in again and "2 pairs already in it" in again
+
+    examples = list(iter_examples(services.store, "trip prefs"))
+    assert [e.messages[-1].content for e in examples] == ["Trains from Lyon", "Buses to Cork"]
+    assert all(e.messages[0].content == services.personas[PERSONA].deploy_prompt for e in examples)
+    assert [(e.chosen, e.rejected) for e in examples] == [("Echo: Trains from Lyon", "Echo:"),
+                                                          ("Echo: Buses to Cork", "Echo:")]
+
+    bad, *_ = client.predict(None, "x", *args[:-2], "2025-02-30", "", api_name="/ab_votes_to_dataset")
+    assert "'2025-02-30' is not a date" in bad

@@ -109,6 +109,7 @@ def test_rejected_key_names_the_cause_and_keeps_the_typed_message(client, servic
 @pytest.mark.parametrize("settings, expected", [
     ({"message": "   "}, "The message is empty"),
     ({"stop": "not json"}, "Stop sequences must be a JSON list"),
+    ({"seed": "seven"}, "Seed: 'seven' is not a whole number"),
     ({"persona": "Rude Support Agent", "variables": {"headers": ["variable", "value"], "data": [["company", ""]]}},
      "{{company}}"),
 ])
@@ -120,6 +121,13 @@ def test_a_request_that_cannot_be_sent_says_why_and_sends_nothing(client, servic
     assert box == message and chat == []
     assert services.store.exchanges() == []
     assert not [r for r in fake_server.requests if r["method"] == "POST"]
+
+
+@pytest.mark.parametrize("seed, sent", [("7", 7), (" 42 ", 42), ("", None), (None, None)])
+def test_a_seed_is_sent_only_when_one_is_written(client, fake_server, seed, sent):
+    send(client, "Same again?", seed=seed)
+    [body] = [r["body"] for r in fake_server.requests if r["method"] == "POST"]
+    assert body.get("seed") == sent and ("seed" in body) == (sent is not None)
 
 
 def test_out_of_range_parameter_is_refused_before_anything_is_sent(client, services, fake_server):

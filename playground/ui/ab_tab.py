@@ -11,7 +11,9 @@ from ..errors import PlaygroundError
 from ..params import PARAM_NAMES
 from ..services import Services
 from .ab_batch import build_batch
+from .ab_datasets import build_votes_to_dataset, column_source
 from .ab_leaderboard import build_leaderboard
+from .add_to_dataset import build_add_to_dataset
 from .format import error_notice, to_chatbot
 from .params_form import build_controls, control_values, parse_params
 
@@ -112,6 +114,7 @@ def vote_labels(count: int) -> list[str]:
 def build_ab_tab(services: Services) -> None:
     runs: dict[str, ab.RoundRun] = {}  # rounds in flight, for Stop; per app, emptied as each round ends
 
+    state = gr.State(None)
     with gr.Column(elem_id="ab-tab"):
         with gr.Row():
             count = gr.Radio([2, 3, 4], value=2, label="Columns", scale=1)
@@ -144,12 +147,14 @@ def build_ab_tab(services: Services) -> None:
                     scores = [gr.Radio([1, 2, 3, 4, 5], value=None, label=f"Score {LETTERS[i]} (optional)",
                                        visible=i < 2) for i in range(MAX_COLUMNS)]
                 reason = gr.Textbox(label="Reason (optional)", placeholder="Why one reply is better", max_lines=3)
+                to_dataset = build_add_to_dataset(services, lambda: column_source(state, chatbots), prefix="ab-")
+                [slot] = to_dataset.source.controls
             with gr.Tab("Leaderboard", id="ab-leaderboard") as board_tab:
                 board = build_leaderboard(services)
+                build_votes_to_dataset(services, board.inputs)
             with gr.Tab("Batch", id="ab-batch"):
                 build_batch(services, setups, count, parse_columns)
 
-    state = gr.State(None)
     setup_inputs = [c for setup in setups for c in setup.inputs]
 
     def show(arena: Arena | None) -> dict:
@@ -229,6 +234,7 @@ def build_ab_tab(services: Services) -> None:
                 **{s: gr.Radio(value=None, visible=i < n) for i, s in enumerate(scores)},
                 **{b: gr.Button(names[i], visible=i < n) for i, b in enumerate(better)},
                 tie: gr.Button(names[4]), bothbad: gr.Button(names[5]),
+                slot: gr.Radio(list(LETTERS[:n]), value="A"),
                 state: None, round_info: START_HINT, notice: ""}
 
     def on_persona(name):
@@ -254,8 +260,8 @@ def build_ab_tab(services: Services) -> None:
     for button, (outcome, winner) in zip([*better, tie, bothbad], choices):
         name = f"ab_vote_{(winner or outcome).lower()}"
         button.click(make_vote(outcome, winner), [state, reason, *scores], vote_outputs, api_name=name)
-    count.change(on_count, [count], [*(s.group for s in setups), *chatbots, *scores, *better, tie, bothbad, state,
-                                     round_info, notice], api_visibility="private")
+    count.change(on_count, [count], [*(s.group for s in setups), *chatbots, *scores, *better, tie, bothbad, slot,
+                                     state, round_info, notice], api_visibility="private")
     for setup in setups:
         setup.persona.input(on_persona, [setup.persona], [setup.model, setup.system_prompt, *setup.params],
                             api_visibility="private")

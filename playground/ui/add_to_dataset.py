@@ -1,7 +1,8 @@
 """The "Add to dataset" panel under the chat: the conversion options, a live preview of the example, then Save."""
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -47,6 +48,7 @@ class AddToDataset:
     save: gr.Button
     revert: gr.Button
     edits: gr.State
+    source: "TranscriptSource"
 
 
 def dataset_names(services: Services) -> list[str]:
@@ -118,11 +120,40 @@ def example_summary(example: Example, edits: dict[int, str]) -> str:
     return " · ".join(parts)
 
 
-def build_add_to_dataset(services: Services, chat: ChatTab) -> AddToDataset:
+@dataclass
+class TranscriptSource:
+    """Where the panel reads its transcript: the components holding it, and how to read their values.
+
+    Chat gives its own chat; A/B gives the conversation of the column picked in the panel."""
+
+    inputs: list
+    conversation: Callable[..., Conversation]  # never raises: an empty conversation when there is none
+    settings: Callable[..., ChatSettings]  # raises PlaygroundError saying what to do first
+    changed: list  # components whose change means the transcript may have changed
+    controls: list = field(default_factory=list)  # the source's own controls, shown at the top of the panel
+
+
+def chat_source(services: Services, chat: ChatTab) -> TranscriptSource:
+    def conversation(state, *_):
+        if reply_in_progress(state) is not None:
+            return None  # refreshed once the reply is finished, not at every token
+        return state
+
+    return TranscriptSource(inputs=[chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables],
+                            conversation=conversation,
+                            settings=lambda _state, *chat_values: chat_settings(services, *chat_values),
+                            changed=[chat.chatbot, chat.state])
+
+
+def build_add_to_dataset(services: Services, make_source: Callable[[], TranscriptSource],
+                         prefix: str = "") -> AddToDataset:
+    """The panel, in an accordion; `make_source` is called inside it, so a source can add its own controls.
+    `prefix` tells apart the API names and element ids of panels on different tabs."""
     names = dataset_names(services)
-    with gr.Accordion("Add to dataset", open=False, elem_id="add-to-dataset") as accordion:
+    with gr.Accordion("Add to dataset", open=False, elem_id=f"{prefix}add-to-dataset") as accordion:
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
+                source = make_source()
                 with gr.Row():
                     dataset = gr.Dropdown(names, value=names[0] if names else None, label="Dataset",
                                           allow_custom_value=True)
@@ -139,7 +170,8 @@ def build_add_to_dataset(services: Services, chat: ChatTab) -> AddToDataset:
             with gr.Column(scale=3, min_width=360):
                 summary = gr.Markdown("")
                 preview = gr.Code("", language="json", label="Preview of the example", interactive=False,
-                                  lines=6, max_lines=18, wrap_lines=True, elem_id="example-preview")
+                                  lines=6, max_lines=18, wrap_lines=True,
+                                  elem_id=f"{prefix}example-preview")
                 with gr.Row():
                     correct_turn = gr.Dropdown([], value=None, label="Correct a message", allow_custom_value=True,
                                                scale=4, info="Pick a message and edit its text: a corrected reply "
@@ -151,17 +183,17 @@ def build_add_to_dataset(services: Services, chat: ChatTab) -> AddToDataset:
     edits = gr.State({})
     panel = AddToDataset(accordion, dataset, new_dataset, upto, system, custom_system, keep_seeds, speaker,
                          weight_disliked, keep_greeting, correct_turn, correct_text, preview, summary, notice, save, revert,
-                         edits)
-    _wire(services, chat, panel)
+                         edits, source)
+    _wire(services, panel, prefix.replace("-", "_"))
     return panel
 
 
 @dataclass
 class PanelValues:
-    """The panel's inputs, in the order `inputs` lists them."""
+    """The panel's inputs, in the order `inputs` lists them: the source's, then the panel's own."""
 
-    conversation: Conversation
-    chat: tuple  # persona, model, system prompt, variables
+    source: tuple
+    conversation: Conversation | None  # None while a reply is streaming
     upto: object
     options: tuple  # system, custom system, seeds, speaker, weight on disliked, greeting
     edits: dict
@@ -169,8 +201,10 @@ class PanelValues:
     text: str | None
 
     @classmethod
-    def of(cls, values) -> "PanelValues":
-        return cls(values[0], tuple(values[1:5]), values[5], tuple(values[6:12]), values[12] or {}, values[13], values[14])
+    def of(cls, source: TranscriptSource, values) -> "PanelValues":
+        n = len(source.inputs)
+        given, (upto, *rest) = tuple(values[:n]), values[n:]
+        return cls(given, source.conversation(*given), upto, tuple(rest[:6]), rest[6] or {}, rest[7], rest[8])
 
     def made_edits(self) -> dict[int, str]:
         return current_edits(self.edits, self.conversation, self.turn, self.text)
@@ -183,15 +217,21 @@ class PanelValues:
         return int(turn) if isinstance(turn, (int, float)) and 0 <= turn < len(self.conversation.turns) else None
 
 
-def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
-    chat_inputs = [chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables]
+def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
+    source = p.source
     option_inputs = [p.upto, p.system, p.custom_system, p.keep_seeds, p.speaker, p.weight_disliked, p.keep_greeting]
-    inputs = [*chat_inputs, *option_inputs, p.edits, p.correct_turn, p.correct_text]
+    inputs = [*source.inputs, *option_inputs, p.edits, p.correct_turn, p.correct_text]
     previews = [p.preview, p.summary, p.edits]
+
+    def values(raw) -> PanelValues:
+        v = PanelValues.of(source, raw)
+        if v.conversation is None:
+            raise PlaygroundError("Wait for the reply to finish, then add it.")
+        return v
 
     def convert(v: PanelValues) -> tuple[Example, dict]:
         made = v.made_edits()
-        settings = chat_settings(services, *v.chat)
+        settings = source.settings(*v.source)
         options = conversion_options(v.upto, *v.options, made)
         example = example_from_conversation(services.personas[settings.persona], settings, v.conversation, options)
         return example, {"conversation": v.conversation.id, "edits": made}
@@ -209,13 +249,16 @@ def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
         v.text = None if turn is None else v.saved_edits().get(turn, v.conversation.turns[turn].content)
         return {p.correct_turn: gr.update(value=turn), p.correct_text: v.text or "", **preview(v)}
 
-    def on_preview(*values):
-        return preview(PanelValues.of(values))
+    def on_preview(*raw):
+        try:
+            return preview(values(raw))
+        except PlaygroundError as e:
+            return {p.preview: "", p.summary: error_notice(str(e))}
 
-    def on_chat_changed(*values):
-        v = PanelValues.of(values)
-        if reply_in_progress(v.conversation) is not None:
-            return {}  # refreshed once the reply is finished, not at every token
+    def on_chat_changed(*raw):
+        v = PanelValues.of(source, raw)
+        if v.conversation is None:
+            return {}  # a reply is streaming: refreshed once it is finished, not at every token
         if v.edits.get("conversation") != v.conversation.id:
             v.edits, v.turn, v.text = {}, None, None
         choices = reply_choices(v.conversation)
@@ -228,25 +271,30 @@ def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
                 p.correct_turn: gr.update(choices=message_choices(v.conversation), value=turn),
                 **({} if turn is not None else {p.correct_text: ""})}
 
-    def on_pick_message(*values):
-        v = PanelValues.of(values)
+    def on_pick_message(*raw):
+        v = PanelValues.of(source, raw)
+        if v.conversation is None:
+            return {}
         v.edits = {"conversation": v.conversation.id, "edits": v.saved_edits()}
         return picked(v, v.turn_index())
 
-    def on_upto(*values):
-        v = PanelValues.of(values)
+    def on_upto(*raw):
+        v = PanelValues.of(source, raw)
+        if v.conversation is None:
+            return {}
         v.edits = {"conversation": v.conversation.id, "edits": v.made_edits()}
         return picked(v, None if v.upto in (None, LAST_REPLY) else int(v.upto))
 
-    def on_revert(*values):
-        v = PanelValues.of(values)
+    def on_revert(*raw):
+        v = PanelValues.of(source, raw)
+        if v.conversation is None:
+            return {}
         v.edits = {}
         return picked(v, v.turn_index())
 
-    def on_save(dataset, new_dataset, *values):
-        v = PanelValues.of(values)
+    def on_save(dataset, new_dataset, *raw):
         try:
-            example, edits = convert(v)
+            example, edits = convert(values(raw))
             name = target_dataset(services, dataset, new_dataset)
             [example_id] = add_examples(services.store, name, [example])
         except PlaygroundError as e:
@@ -256,17 +304,17 @@ def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
                           f"{info.tokens:,} tokens).",
                 p.dataset: gr.update(choices=dataset_names(services), value=name), p.new_dataset: "", p.edits: edits}
 
-    def on_open(dataset, *values):
+    def on_open(dataset, *raw):
         names = dataset_names(services)
         current = dataset if dataset in names else (names[0] if names else None)
-        return {p.dataset: gr.update(choices=names, value=current), p.notice: "", **on_chat_changed(*values)}
+        return {p.dataset: gr.update(choices=names, value=current), p.notice: "", **on_chat_changed(*raw)}
 
     quiet = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "always_last"}
     picks = [p.correct_turn, p.correct_text, *previews]
     refreshed = [p.upto, *picks]
     # API clients have no browser to fire the events below; this one shows them the example Save would store.
-    p.system.input(on_preview, inputs, previews, api_name="preview_example", show_progress="hidden",
-                   trigger_mode="always_last")
+    p.system.input(on_preview, inputs, previews, api_name=f"{api_prefix}preview_example",
+                   show_progress="hidden", trigger_mode="always_last")
     for component in option_inputs[3:]:
         component.input(on_preview, inputs, previews, **quiet)
     # Textboxes use .change: Gradio's .input did not fire for text filled in at once (seen with Playwright's fill).
@@ -276,10 +324,10 @@ def _wire(services: Services, chat: ChatTab, p: AddToDataset) -> None:
     p.correct_turn.input(on_pick_message, inputs, picks, **quiet)
     p.revert.click(on_revert, inputs, picks, api_visibility="private")
     p.save.click(on_save, [p.dataset, p.new_dataset, *inputs], [p.notice, p.dataset, p.new_dataset, p.edits],
-                 api_name="add_to_dataset")
-    # The chat's own events update the chat and its state; the panel follows once a reply is finished.
-    chat.chatbot.change(on_chat_changed, inputs, refreshed, **quiet)
-    chat.state.change(on_chat_changed, inputs, refreshed, **quiet)
+                 api_name=f"{api_prefix}add_to_dataset")
+    # The source's own events update the transcript; the panel follows once a reply is finished.
+    for component in source.changed:
+        component.change(on_chat_changed, inputs, refreshed, **quiet)
     p.accordion.expand(on_open, [p.dataset, *inputs], [p.dataset, p.notice, *refreshed], **quiet)
 
 

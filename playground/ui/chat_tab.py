@@ -253,7 +253,7 @@ def build_chat_tab(services: Services) -> ChatTab:
                 f"Imported **{imported.name}** as a persona: pick it in the Persona list.")
 
     card.upload(on_card, [card], [persona, notice], api_name="import_card")
-    from .add_to_dataset import build_add_to_dataset  # here, not at the top: it builds on this module
+    from .add_to_dataset import build_add_to_dataset, chat_source  # here, not at the top: it builds on this module
 
-    build_add_to_dataset(services, tab)
+    build_add_to_dataset(services, lambda: chat_source(services, tab))
     return tab

@@ -33,7 +33,11 @@ def build_controls(initial: SamplingParams | None = None) -> dict[str, gr.compon
         if name == "stop":
             controls[name] = gr.Textbox(label=LABELS[name], info=info + ' A JSON list, e.g. ["\\n", "User:"].',
                                         value=values[name], max_lines=2)
-        elif name in ("seed", "max_tokens"):
+        elif name == "seed":
+            # A Textbox, not a Number: a Number shows (and then sends) 0 for no value once it is drawn.
+            controls[name] = gr.Textbox(label=LABELS[name], info=info, value=values[name], max_lines=1,
+                                        placeholder="none: a new sample each time")
+        elif name == "max_tokens":
             controls[name] = gr.Number(label=LABELS[name], info=info, value=values[name], precision=0,
                                        minimum=low, maximum=high)
         else:
@@ -44,7 +48,8 @@ def build_controls(initial: SamplingParams | None = None) -> dict[str, gr.compon
 
 def control_values(params: SamplingParams) -> list:
     values = params.model_dump()
-    return [json.dumps(values[n]) if n == "stop" else values[n] for n in PARAM_NAMES]
+    shown = {"stop": json.dumps(values["stop"]), "seed": "" if values["seed"] is None else str(values["seed"])}
+    return [shown.get(n, values[n]) for n in PARAM_NAMES]
 
 
 def parse_params(values: list) -> SamplingParams:
@@ -56,8 +61,10 @@ def parse_params(values: list) -> SamplingParams:
     if isinstance(stop, str):
         stop = [stop]
     raw["stop"] = stop
-    if raw["seed"] in ("", None):
-        raw["seed"] = None
+    seed = str(raw["seed"]).strip() if raw["seed"] is not None else ""
+    if seed and not seed.isdigit():
+        raise PlaygroundError(f"Seed: '{seed}' is not a whole number; write one (e.g. 7), or leave it empty.")
+    raw["seed"] = int(seed) if seed else None
     try:
         return SamplingParams(**raw)
     except ValueError as e:
