@@ -29,7 +29,7 @@ def add_dataset_commands(subparsers) -> argparse.ArgumentParser:
     """Add `dataset` and its subcommands to a root parser's subparsers; each sets `dataset_handler`."""
     dataset = subparsers.add_parser("dataset", help="Import, check, measure and export fine-tuning datasets.")
     commands = dataset.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
-    for add in (_add_import, _add_validate, _add_stats, _add_export, _add_list):
+    for add in (_add_import, _add_validate, _add_stats, _add_export, _add_list, _add_from_votes):
         command = add(commands)
         command.add_argument("--home", type=Path, default=None,
                              help="Folder of the database (default $PLAYGROUND_HOME or ./.playground).")
@@ -87,6 +87,20 @@ def _add_export(commands) -> argparse.ArgumentParser:
 def _add_list(commands) -> argparse.ArgumentParser:
     command = commands.add_parser("list", help="Datasets with their example counts and tokens.")
     command.set_defaults(dataset_handler=list_command)
+    return command
+
+
+def _add_from_votes(commands) -> argparse.ArgumentParser:
+    command = commands.add_parser("from-votes", help="Add the preference (DPO) pairs of A/B votes to a dataset.")
+    command.add_argument("name", help="Dataset name (created if new); pairs it already holds are not added again.")
+    command.add_argument("--persona", default=None, help="Only votes on rounds where a column used this persona.")
+    command.add_argument("--blind-only", action="store_true", help="Only votes cast before the names were shown.")
+    command.add_argument("--system", choices=["deploy", "persona", "none"], default="deploy",
+                         help="The prompt's system message: the persona's deploy prompt (default), as sent, or none.")
+    command.add_argument("--keep-seeds", action="store_true", help="Keep the persona's few-shot seed turns.")
+    command.add_argument("--personas-dir", type=Path, default=None,
+                         help="Where the personas are (default: the project's personas folder).")
+    command.set_defaults(dataset_handler=from_votes_command)
     return command
 
 
@@ -247,3 +261,17 @@ def list_command(args, store: Store) -> int:
         print(f"{d.name}: {d.examples} examples{excluded}, {d.tokens:,} tokens  {d.description}".rstrip())
     return 0
 
+
+
+def from_votes_command(args, store: Store) -> int:
+    from .personas import load_personas
+    from .services import PROJECT_ROOT
+    from .transcripts import ConversionOptions
+    from .vote_datasets import add_vote_pairs
+    from .votes import VoteFilter
+
+    personas, _ = load_personas(args.personas_dir or PROJECT_ROOT / "personas")
+    added = add_vote_pairs(store, args.name, personas, VoteFilter(blind_only=args.blind_only, persona=args.persona),
+                           ConversionOptions(system=args.system, keep_seed_turns=args.keep_seeds))
+    print(added.describe().replace("**", ""))
+    return 0

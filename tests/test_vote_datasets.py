@@ -7,6 +7,7 @@ import pytest
 from playground import ab
 from playground.ab import Arena, ArenaColumn, Ballot
 from playground.chat import ChatSettings
+from playground.cli import main
 from playground.dataset_store import get_dataset, import_file, iter_examples, list_datasets
 from playground.errors import PlaygroundError
 from playground.exports import export_dataset
@@ -149,3 +150,16 @@ def test_a_vote_dataset_exports_and_imports_back_as_the_same_pairs(services, fak
         assert first["preferred_output"] == [{"role": "assistant", "content": "Echo: Tobin: What's that smell?"}]
     else:
         assert first["chosen"][-1] == {"role": "assistant", "content": "Echo: Tobin: What's that smell?"}
+
+
+def test_the_cli_adds_vote_pairs_and_says_what_it_did(services, fake_server, capsys):
+    brack_votes(services)
+    argv = ["dataset", "from-votes", "cli prefs", "--personas-dir", str(services.personas_dir),
+            "--home", str(services.home)]
+
+    assert main([*argv, "--system", "none"]) == 0
+    assert capsys.readouterr().out == "Added 2 preference pairs to cli prefs from 2 votes.\n"
+    assert [e.messages[0].role for e in iter_examples(services.store, "cli prefs")] == ["assistant", "assistant"]
+
+    assert main([*argv, "--persona", LOC]) == 1
+    assert "No votes match" in capsys.readouterr().err
