@@ -1,12 +1,15 @@
 """The Templates tab as a user sees it, in headless Chromium against the fake OpenAI server."""
 
+import json
 import re
 
 import pytest
+from gradio_client import Client
 from playwright.sync_api import Page, expect
 
 from playground.dataset_store import iter_examples
-from tests.browser import SCREENSHOTS, open_app, open_tab
+from tests.browser import SCREENSHOTS, choose_persona, open_app, open_tab
+from tests.test_templates_ui import OUTPUTS
 
 SHOTS = SCREENSHOTS / "templates"
 
@@ -152,3 +155,25 @@ def test_generate_pairs_and_add_them_to_a_dataset(page, services, tmp_path):
     screenshot(page, "generate")
     assert [e.messages[-1].content for e in iter_examples(services.store, "harbour-qa")] == [
         "At six in the morning.", "I don't know."]
+
+
+NO_VALUES = {"headers": ["variable", "value"], "data": [["", ""]]}
+
+
+def test_a_persona_saved_as_a_new_file_joins_the_chat_and_ab_lists(page, app_url, project):
+    open_file(page, "personas/text_adventure.json")
+    # Save as, through the API (typing a whole persona into the code editor is not what this test is about).
+    client = Client(app_url, verbose=False)
+    raw = json.loads((project / "personas" / "text_adventure.json").read_text(encoding="utf-8"))
+    raw["name"] = "Gullstone Light: Night Shift"
+    status = dict(zip(OUTPUTS, client.predict("personas", "night_shift", json.dumps(raw), NO_VALUES, "local:gpt-4o-mini",
+                                              api_name="/template_save_as")))["status"]
+    assert "Saved personas/night_shift.json" in status
+
+    open_tab(page, "Chat")
+    choose_persona(page, "Gullstone Light: Night Shift")
+    expect(page.get_by_label("Persona", exact=True).first).to_have_value("Gullstone Light: Night Shift")
+    open_tab(page, "A/B")
+    tab = page.locator("#ab-tab")
+    tab.get_by_label("Persona", exact=True).nth(1).click()
+    expect(page.get_by_role("option", name="Gullstone Light: Night Shift", exact=True)).to_be_visible()

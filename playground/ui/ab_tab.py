@@ -111,7 +111,8 @@ def vote_labels(count: int) -> list[str]:
     return [f"{letter} is {word}" for letter in LETTERS] + ["Tie", "Both bad" if count == 2 else "None is good"]
 
 
-def build_ab_tab(services: Services) -> None:
+def build_ab_tab(services: Services) -> list[gr.Dropdown]:
+    """The tab; returns its columns' persona dropdowns, for the app to refresh when personas change."""
     runs: dict[str, ab.RoundRun] = {}  # rounds in flight, for Stop; per app, emptied as each round ends
 
     state = gr.State(None)
@@ -271,3 +272,4 @@ def build_ab_tab(services: Services) -> None:
     if root is not None:  # model lists arrive in the background after startup; offer them once the page loads
         root.load(lambda *current: [gr.update(choices=services.registry.choices(), value=v) for v in current],
                   [s.model for s in setups], [s.model for s in setups], api_visibility="private")
+    return [s.persona for s in setups]

@@ -33,6 +33,16 @@ def launch_options(services: Services) -> dict:
     return {**LAUNCH_DEFAULTS, "allowed_paths": [str(exports)], "blocked_paths": sorted(str(p) for p in private)}
 
 
+def persona_lists(services: Services):
+    """A handler giving persona dropdowns today's personas, each keeping its choice while that persona exists."""
+    def refresh(*chosen):
+        names = sorted(services.personas)
+        updates = [gr.update(choices=names, value=c if c in services.personas else (names[0] if names else None))
+                   for c in chosen]
+        return updates[0] if len(updates) == 1 else updates
+    return refresh
+
+
 def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks:
     """The full app; with `demo`, only demo mode's chat (see playground/demo.py)."""
     if demo is not None:
@@ -42,10 +52,10 @@ def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks
         if services.problems:
             gr.Markdown("⚠️ **Some files could not be used:**\n" + "\n".join(f"- {p}" for p in services.problems))
         with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat"):
+            with gr.Tab("Chat", id="chat") as chat_page:
                 chat = build_chat_tab(services)
-            with gr.Tab("A/B", id="ab"):
-                build_ab_tab(services)
+            with gr.Tab("A/B", id="ab") as ab_page:
+                ab_personas = build_ab_tab(services)
             with gr.Tab("Templates", id="templates"):
                 build_templates_tab(services)
             with gr.Tab("Datasets", id="datasets"):
@@ -54,6 +64,11 @@ def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks
                 build_finetune_tab(services)
             with gr.Tab("History", id="history") as history:
                 build_history_tab(services, chat, tabs, history)
+        # A persona saved in Templates (or imported) joins the lists the next time their tab is opened.
+        chat_page.select(persona_lists(services), [chat.persona], [chat.persona], api_visibility="private",
+                         show_progress="hidden")
+        ab_page.select(persona_lists(services), ab_personas, ab_personas, api_visibility="private",
+                       show_progress="hidden")
         # Model lists arrive in the background after startup; offer them as soon as the page loads.
         demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
                   [chat.model], [chat.model], api_visibility="private")
