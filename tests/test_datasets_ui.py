@@ -224,6 +224,28 @@ def test_an_example_is_edited_as_json(client, services):
     assert "assistant" in notice
 
 
+def test_a_preference_pair_is_edited_with_its_chosen_and_rejected_replies(client, services):
+    create_dataset(services.store, "prefs")
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who built the mill?"}]
+    [eid] = add_examples(services.store, "prefs", [Example(messages=prompt, chosen="Ada.", rejected="No idea.")])
+    edited = {"messages": prompt, "chosen": "Ada Quarrie, in 1802.", "rejected": "It was always there."}
+
+    _, notice, _ = client.predict("prefs", "", str(eid), "", False, json.dumps(edited), api_name="/example_save")
+
+    assert f"Example {eid} saved" in notice
+    example = next(iter_examples(services.store, "prefs"))
+    assert (example.chosen, example.rejected) == ("Ada Quarrie, in 1802.", "It was always there.")
+    table, _, _ = client.predict("prefs", "always there", api_name="/dataset_examples")
+    assert [r[1] for r in rows(table)] == [eid]  # the filter searches the rejected reply too
+    _, notice, _ = client.predict("prefs", "", str(eid), "", False, json.dumps({**edited, "score": 1}),
+                                  api_name="/example_save")
+    assert "Unknown key 'score'" in notice
+    _, notice, _ = client.predict("prefs", "", str(eid), "", False, json.dumps({**edited, "rejected": None}),
+                                  api_name="/example_save")
+    assert "needs both 'chosen' and 'rejected'" in notice
+    assert next(iter_examples(services.store, "prefs")).rejected == "It was always there."
+
+
 def test_stats_use_the_edited_price_table(client, services):
     create_dataset(services.store, "town")
     add_examples(services.store, "town", [Example.model_validate_json(example_line(f"Q{i}?", f"A{i}."))

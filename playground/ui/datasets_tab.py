@@ -59,7 +59,7 @@ def source_text(example: Example) -> str:
 
 
 def matches(example: Example, words: list[str]) -> bool:
-    text = " ".join([*(m.content for m in example.conversation()), *example.tags]).casefold()
+    text = " ".join([*(m.content for m in example.conversation()), example.rejected or "", *example.tags]).casefold()
     return all(w in text for w in words)
 
 
@@ -85,8 +85,33 @@ def selected_ids(table) -> list[int]:
     return [int(r[1]) for r in rows if r and r[0] is True and r[1] not in (None, "")]
 
 
+PAIR_KEYS = ("messages", "chosen", "rejected")
+
+
 def messages_json(example: Example) -> str:
-    return json.dumps([m.model_dump(exclude_none=True) for m in example.messages], ensure_ascii=False, indent=2)
+    """What the editor holds: the messages; for a preference pair, an object with its chosen and rejected replies."""
+    messages = [m.model_dump(exclude_none=True) for m in example.messages]
+    if example.is_preference:
+        return json.dumps({"messages": messages, "chosen": example.chosen, "rejected": example.rejected},
+                          ensure_ascii=False, indent=2)
+    return json.dumps(messages, ensure_ascii=False, indent=2)
+
+
+def edited_fields(raw: str) -> dict:
+    """The example's fields from the editor's JSON: a list of messages, or an object with chosen and rejected."""
+    try:
+        parsed = json.loads(raw or "")
+    except json.JSONDecodeError as e:
+        raise PlaygroundError(f"The messages are not valid JSON ({e.msg}, line {e.lineno}).") from None
+    if isinstance(parsed, list):
+        return {"messages": parsed}
+    if not isinstance(parsed, dict):
+        raise PlaygroundError("Write a JSON list of messages, or for a preference pair an object with "
+                              '"messages", "chosen" and "rejected".')
+    unknown = [k for k in parsed if k not in PAIR_KEYS]
+    if unknown:
+        raise PlaygroundError(f"Unknown key '{unknown[0]}': an example holds {', '.join(PAIR_KEYS)}.")
+    return parsed
 
 
 def parse_tags(text: str) -> list[str]:
@@ -196,7 +221,8 @@ def _build_examples(services: Services, shared: DatasetsTab) -> ExamplesSection:
             example_id = gr.Textbox("", label="Example", scale=1, interactive=False, placeholder="click a row")
             tags = gr.Textbox(label="Tags", placeholder="comma, separated", scale=3)
             excluded = gr.Checkbox(False, label="Excluded (kept, but not trained on)", scale=2)
-        messages = gr.Code("", language="json", label="Messages", interactive=True, max_lines=30)
+        messages = gr.Code("", language="json", label="Messages (with chosen and rejected for a preference pair)",
+                           interactive=True, max_lines=30)
         save = gr.Button("Save example", variant="primary")
     deleted = gr.State([])
     section = ExamplesSection(table, query, notice)
@@ -215,11 +241,8 @@ def _build_examples(services: Services, shared: DatasetsTab) -> ExamplesSection:
         if not str(eid or "").strip().isdigit():
             return {notice: error_notice("Click an example in the table to edit it.")}
         try:
-            parsed = json.loads(raw or "")
-        except json.JSONDecodeError as e:
-            return {notice: error_notice(f"The messages are not valid JSON ({e.msg}, line {e.lineno}).")}
-        try:
-            update_example(services.store, int(eid), messages=parsed, tags=parse_tags(tag_text), excluded=bool(is_excluded))
+            update_example(services.store, int(eid), **edited_fields(raw), tags=parse_tags(tag_text),
+                           excluded=bool(is_excluded))
         except PlaygroundError as e:
             return {notice: error_notice(str(e))}
         return {**listed(dataset, text, f"Example {int(eid)} saved."), shared.datasets: dataset_rows(services)}
