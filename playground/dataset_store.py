@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from sqlite_utils import Database
 
-from .datasets import DEFAULT_MODEL, Dataset, Example, example_tokens, now
+from .dataset_stats import example_tokens
+from .datasets import DEFAULT_MODEL, Dataset, Example, now
 from .errors import PlaygroundError
 from .formats import BadLines, LineProblem, parse_lines
 from .store import Store

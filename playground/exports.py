@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dataset_store import iter_examples
-from .datasets import DEFAULT_MODEL, DatasetStats, split_examples
+from .dataset_stats import DatasetStats
+from .datasets import DEFAULT_MODEL
+from .splits import split_examples
 from .errors import PlaygroundError
 from .formats import Unfit, UnfitExamples, check_format, parse_lines, unfit_examples, write_examples
 from .store import Store

@@ -7,7 +7,9 @@ import tracemalloc
 
 import pytest
 
-from playground.datasets import Example, TrainingMessage, duplicate_links, example_tokens, word_set
+from playground.dataset_stats import example_tokens
+from playground.datasets import Example, TrainingMessage
+from playground.duplicates import duplicate_links, word_set
 from playground.exports import export_file
 from playground.fingerprints import BATCH, DuplicateIndex, word_set_of, words_text
 from playground.formats import parse_lines
