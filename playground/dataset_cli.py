@@ -16,7 +16,8 @@ from .dataset_stats import dataset_stats, training_costs
 from .datasets import DEFAULT_MODEL
 from .splits import split_examples
 from .errors import PlaygroundError
-from .formats import FORMATS, BadLines, unfit_examples, write_examples
+from .format_writers import unfit_examples, write_examples
+from .formats import FORMATS, BadLines
 from .store import Store
 from .tokens import encoding_name
 from .validation import Finding, has_errors, validate_examples, validate_file, validate_splits

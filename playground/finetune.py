@@ -24,7 +24,7 @@ from .datasets import Example
 from .splits import split_examples
 from .errors import PlaygroundError
 from .finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
-from .formats import unfit_examples, write_examples
+from .format_writers import unfit_examples, write_examples
 from .providers import Provider, ProviderError
 from .providers.jobs import FineTuningAPI, RemoteJob
 from .services import Services

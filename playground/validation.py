@@ -18,7 +18,8 @@ from .dataset_stats import DatasetStats, context_limit, example_tokens, stats_fr
 from .datasets import DEFAULT_MODEL, Example
 from .duplicates import duplicate_links, normalize_text
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
-from .formats import ParsedLine, locate, parse_lines, read_lines
+from .format_readers import parse_lines, read_lines
+from .formats import ParsedLine, locate
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
 PATTERN_MIN_EXAMPLES = 5  # below this, "most examples" means too little to call a pattern

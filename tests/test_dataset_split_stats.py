@@ -5,7 +5,7 @@ from playground.dataset_stats import (
     training_price,
 )
 from playground.datasets import Example, TrainingMessage
-from playground.formats import write_examples
+from playground.format_writers import write_examples
 from playground.splits import InvalidRatios, parse_ratios, split_examples, split_sizes
 from playground.validation import validate_splits
 
