@@ -14,7 +14,8 @@ from pathlib import Path
 from .batch import ColumnConfig
 from .checks import Check
 from .dataset_store import load_dataset
-from .datasets import DEFAULT_RATIOS, Example, split_examples
+from .datasets import Example
+from .splits import DEFAULT_RATIOS, split_examples
 from .errors import PlaygroundError
 from .messages import Message
 from .promptset import PromptRow, PromptSet, load_prompt_set

@@ -12,9 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .dataset_store import ImportReport, import_file, iter_examples, list_datasets
-from .datasets import DEFAULT_MODEL, dataset_stats, split_examples, training_costs
+from .dataset_stats import dataset_stats, training_costs
+from .datasets import DEFAULT_MODEL
+from .splits import split_examples
 from .errors import PlaygroundError
-from .formats import FORMATS, BadLines, unfit_examples, write_examples
+from .format_writers import unfit_examples, write_examples
+from .formats import FORMATS, BadLines
 from .store import Store
 from .tokens import encoding_name
 from .validation import Finding, has_errors, validate_examples, validate_file, validate_splits

@@ -12,9 +12,11 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from sqlite_utils import Database
 
-from .datasets import DEFAULT_MODEL, Dataset, Example, example_tokens, now
+from .dataset_stats import example_tokens
+from .datasets import DEFAULT_MODEL, Dataset, Example, now
 from .errors import PlaygroundError
-from .formats import BadLines, LineProblem, parse_lines
+from .format_readers import parse_lines
+from .formats import BadLines, LineProblem
 from .store import Store
 
 BATCH_SIZE = 500  # rows held in memory at once while importing

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dataset_store import iter_examples
-from .datasets import DEFAULT_MODEL, DatasetStats, split_examples
+from .dataset_stats import DatasetStats
+from .datasets import DEFAULT_MODEL
+from .splits import split_examples
 from .errors import PlaygroundError
-from .formats import Unfit, UnfitExamples, check_format, parse_lines, unfit_examples, write_examples
+from .format_readers import parse_lines
+from .format_writers import unfit_examples, write_examples
+from .formats import Unfit, UnfitExamples, check_format
 from .store import Store
 from .validation import Checker, Finding, has_errors, validate_examples, validate_splits
 

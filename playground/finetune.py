@@ -19,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import finetune_store as jobs_db
 from .dataset_store import iter_examples
-from .datasets import CostEstimate, DatasetStats, Example, dataset_stats, split_examples, training_costs
+from .dataset_stats import CostEstimate, DatasetStats, dataset_stats, training_costs
+from .datasets import Example
+from .splits import split_examples
 from .errors import PlaygroundError
 from .finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
-from .formats import unfit_examples, write_examples
+from .format_writers import unfit_examples, write_examples
 from .providers import Provider, ProviderError
 from .providers.jobs import FineTuningAPI, RemoteJob
 from .services import Services

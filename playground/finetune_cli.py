@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import finetune
-from .datasets import DEFAULT_RATIOS
+from .splits import DEFAULT_RATIOS
 from .errors import PlaygroundError
 from .finetune import NotReady, export_advice, make_settings
 from .finetune_store import JobRecord, get_job, list_jobs

@@ -1,6 +1,6 @@
 """Duplicates and near-duplicates among examples seen one at a time, in bounded memory and near-linear time.
 
-`duplicate_links` (datasets.py) holds every example and compares candidates found by prefix filtering; on large
+`duplicate_links` (duplicates.py) holds every example and compares candidates found by prefix filtering; on large
 sets of natural text that turns quadratic (every example shares some fairly rare word with hundreds of others).
 This index keeps 8 bytes per key and band per example (about 150 bytes in flat arrays) and finds the same links:
 
@@ -12,7 +12,7 @@ This index keeps 8 bytes per key and band per example (about 150 bytes in flat a
   threshold becomes a candidate with probability 1 - (1 - 0.9**ROWS)**BANDS > 0.9999; one at Jaccard 0.2 (two
   unrelated texts sharing common words) with probability 16 * 0.2**10 < 2e-6. Hashing is deterministic.
 
-Validation names each later copy's earliest original, so that is all `links` returns (datasets.duplicate_links
+Validation names each later copy's earliest original, so that is all `links` returns (duplicates.duplicate_links
 returns every pair, which splitting needs). Within a band, an example is compared with the earliest CANDIDATES
 examples that share its bucket: in a cluster of near copies the earliest is among them; only data in which most
 examples are 70-90% alike could crowd a true original out.
@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .datasets import SIMILARITY_THRESHOLD, DuplicateLink, Example, normalize_text, user_key
+from .datasets import Example
+from .duplicates import SIMILARITY_THRESHOLD, DuplicateLink, normalize_text, user_key
 
 BANDS, ROWS = 16, 10
 BINS = 32  # per one-permutation sketch: examples have dozens to hundreds of distinct words
@@ -47,7 +48,7 @@ def key_hash(text: str) -> int:
 
 
 def exact_hash(example: Example) -> int:
-    """A hash of datasets.exact_key (the turns and the rejected reply), without building that JSON text."""
+    """A hash of duplicates.exact_key (the turns and the rejected reply), without building that JSON text."""
     h = hashlib.blake2b(digest_size=8)
     for m in example.conversation():
         content = m.content.encode("utf-8", "surrogatepass")
@@ -61,7 +62,7 @@ def exact_hash(example: Example) -> int:
 
 
 def words_text(example: Example) -> str:
-    """datasets.word_set's words, as normalized text (a set costs more to build than the hashing needs)."""
+    """duplicates.word_set's words, as normalized text (a set costs more to build than the hashing needs)."""
     return normalize_text(" ".join(m.content for m in example.conversation() if m.role != "system"))
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 from .answer_order import ORDERED_PAIRS_SHARE, answer_items, input_order_share, last_exchange  # noqa: F401 (re-exported)
-from .datasets import (
-    DEFAULT_MODEL, DatasetStats, Example, context_limit, duplicate_links, example_tokens, normalize_text,
-    stats_from_counts,
-)
+from .dataset_stats import DatasetStats, context_limit, example_tokens, stats_from_counts
+from .datasets import DEFAULT_MODEL, Example
+from .duplicates import duplicate_links, normalize_text
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
-from .formats import ParsedLine, locate, parse_lines, read_lines
+from .format_readers import parse_lines, read_lines
+from .formats import ParsedLine, locate
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
 PATTERN_MIN_EXAMPLES = 5  # below this, "most examples" means too little to call a pattern

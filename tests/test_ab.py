@@ -12,7 +12,8 @@ from playground.chat import ChatSettings, Metrics, stream_reply
 from playground.checks import Check
 from playground.conversation import Conversation
 from playground.dataset_store import add_examples, create_dataset
-from playground.datasets import Example, split_examples
+from playground.datasets import Example
+from playground.splits import split_examples
 from playground.errors import PlaygroundError
 from playground.votes import VoteFilter, load_votes, preference_pairs, round_record
 

@@ -7,9 +7,9 @@ import pytest
 from playground.dataset_store import import_file, iter_examples, list_datasets
 from playground.datasets import Example, TrainingMessage
 from playground.errors import FileProblem
-from playground.formats import (
-    FORMATS, BadLines, UnfitExamples, detect_format, parse_lines, read_examples, unfit_reason, write_examples,
-)
+from playground.format_readers import parse_lines, read_examples
+from playground.format_writers import unfit_reason, write_examples
+from playground.formats import FORMATS, BadLines, UnfitExamples, detect_format
 from playground.store import Store
 from playground.tokens import count_text
 

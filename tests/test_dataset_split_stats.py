@@ -1,10 +1,12 @@
 import pytest
 
-from playground.datasets import (
-    TRAINING_PRICES, Example, InvalidRatios, TrainingMessage, billed_tokens, context_limit, dataset_stats,
-    default_epochs, example_tokens, parse_ratios, split_examples, split_sizes, training_costs, training_price,
+from playground.dataset_stats import (
+    TRAINING_PRICES, billed_tokens, context_limit, dataset_stats, default_epochs, example_tokens, training_costs,
+    training_price,
 )
-from playground.formats import write_examples
+from playground.datasets import Example, TrainingMessage
+from playground.format_writers import write_examples
+from playground.splits import InvalidRatios, parse_ratios, split_examples, split_sizes
 from playground.validation import validate_splits
 
 

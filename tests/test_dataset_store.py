@@ -7,7 +7,8 @@ from playground.dataset_store import (
     delete_dataset, delete_examples, get_dataset, get_example, import_file, iter_examples, list_datasets,
     load_dataset, rename_dataset, undo_delete, update_example,
 )
-from playground.datasets import Example, TrainingMessage, example_tokens
+from playground.dataset_stats import example_tokens
+from playground.datasets import Example, TrainingMessage
 from playground.store import Store
 
 

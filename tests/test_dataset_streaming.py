@@ -7,10 +7,12 @@ import tracemalloc
 
 import pytest
 
-from playground.datasets import Example, TrainingMessage, duplicate_links, example_tokens, word_set
+from playground.dataset_stats import example_tokens
+from playground.datasets import Example, TrainingMessage
+from playground.duplicates import duplicate_links, word_set
 from playground.exports import export_file
 from playground.fingerprints import BATCH, DuplicateIndex, word_set_of, words_text
-from playground.formats import parse_lines
+from playground.format_readers import parse_lines
 from playground.tokens import count_messages
 from playground.validation import check_file, validate_examples
 

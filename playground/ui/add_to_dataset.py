@@ -9,7 +9,8 @@ import gradio as gr
 from ..chat import ChatSettings
 from ..conversation import Conversation
 from ..dataset_store import DatasetExists, DatasetNotFound, add_examples, create_dataset, get_dataset, list_datasets
-from ..datasets import DEFAULT_MODEL, Example, example_tokens
+from ..dataset_stats import example_tokens
+from ..datasets import DEFAULT_MODEL, Example
 from ..errors import PlaygroundError
 from ..params import SamplingParams
 from ..services import Services

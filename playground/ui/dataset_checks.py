@@ -8,7 +8,8 @@ from pathlib import Path
 import gradio as gr
 
 from ..dataset_store import import_file, iter_examples
-from ..datasets import DEFAULT_MODEL, TRAINING_PRICES, dataset_stats, training_costs
+from ..dataset_stats import TRAINING_PRICES, dataset_stats, training_costs
+from ..datasets import DEFAULT_MODEL
 from ..errors import PlaygroundError
 from ..exports import ExportRefused, export_dataset, file_stem
 from ..formats import FORMATS, BadLines, UnfitExamples

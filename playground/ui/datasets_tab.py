@@ -14,7 +14,8 @@ from gradio.context import Context
 from ..dataset_store import (
     delete_examples, get_example, iter_examples, list_datasets, undo_delete, update_example,
 )
-from ..datasets import DEFAULT_MODEL, Example, example_tokens
+from ..dataset_stats import example_tokens
+from ..datasets import DEFAULT_MODEL, Example
 from ..errors import PlaygroundError
 from ..services import Services
 from .add_to_dataset import snippet
@@ -188,7 +189,7 @@ def _bound(handler, action: str):
 
 
 def _check_models() -> list[str]:
-    from ..datasets import CONTEXT_LIMITS, TRAINING_PRICES
+    from ..dataset_stats import CONTEXT_LIMITS, TRAINING_PRICES
 
     return sorted({DEFAULT_MODEL, *CONTEXT_LIMITS, *TRAINING_PRICES})
 

@@ -8,7 +8,8 @@ import gradio as gr
 
 from .. import finetune
 from ..dataset_store import list_datasets
-from ..datasets import DEFAULT_MODEL, DEFAULT_RATIOS
+from ..datasets import DEFAULT_MODEL
+from ..splits import DEFAULT_RATIOS
 from ..errors import PlaygroundError
 from ..finetune import NotReady, make_settings
 from ..finetune_store import JobNotFound, active_jobs, list_jobs
