@@ -33,9 +33,10 @@ def answer_items(answer: str) -> list[str]:
         for line in answer.splitlines():
             line = _LIST_MARKER.sub("", line)
             line = line.split(":", 1)[1] if ":" in line else line
-            items += re.split(r"[,;]", line)
+            items += line.replace(";", ",").split(",")  # re.split(r"[,;]", line), several times faster
     cleaned = [item.strip().strip("\"'.").strip() for item in items]
-    unique = dict.fromkeys(i for i in cleaned if i and len(i.split()) <= MAX_ITEM_WORDS)
+    # At most MAX_ITEM_WORDS splits: a long item (prose between commas) is not cut into all its words just to be counted out.
+    unique = dict.fromkeys(i for i in cleaned if i and len(i.split(None, MAX_ITEM_WORDS)) <= MAX_ITEM_WORDS)
     return list(unique)
 
 
@@ -54,8 +55,11 @@ def input_order_share(user_text: str, answer: str) -> float | None:
     None when the answer does not list at least MIN_LIST_ITEMS items found in the user message.
     A random order gives about 0.5; a list copied in input order gives 1.0.
     """
+    items = answer_items(answer)
+    if len(items) < MIN_LIST_ITEMS:  # most answers are prose: no need to look for their items in the input
+        return None
     text = user_text.casefold()
-    positions = [p for item in answer_items(answer) if (p := _word_position(text, item.casefold())) is not None]
+    positions = [p for item in items if (p := _word_position(text, item.casefold())) is not None]
     if len(positions) < MIN_LIST_ITEMS:
         return None
     pairs = [(a, b) for i, a in enumerate(positions) for b in positions[i + 1:] if a != b]
