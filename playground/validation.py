@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from .answer_order import ORDERED_PAIRS_SHARE, answer_items, input_order_share, last_exchange  # noqa: F401 (re-exported)
-from .dataset_stats import DatasetStats, context_limit, example_tokens, stats_from_counts
+from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stats_from_counts
 from .datasets import DEFAULT_MODEL, Example
-from .duplicates import duplicate_links, normalize_text
+from .duplicates import duplicate_links, normalize_text, word_bytes
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
@@ -171,6 +171,7 @@ class Checker:
         self.last_line = 1
         self.ids, self.lines = array("q"), array("q")  # -1: none
         self.tokens = array("I")
+        self.token_counter = ConversationTokens(model)
         self.duplicates = DuplicateIndex()
         self.prompts = array("q")
         self.prompt_counts: Counter[int] = Counter()
@@ -198,19 +199,19 @@ class Checker:
         i = len(self.tokens)
         self.ids.append(-1 if example.id is None else example.id)
         self.lines.append(-1 if example.source.line is None else example.source.line)
-        tokens = example_tokens(example, self.model)
+        turns = example.conversation()
+        tokens = self.token_counter.count(turns)
         self.tokens.append(tokens)
         self.per_example += _empty_content(example) + _missing_roles(example) + self._too_long(example, tokens)
         # Each text is normalized once: the user key, the user's words and the word set all come from it.
         user = normalize_text(example.user_text())
-        user_words = frozenset(user.split())
-        replies = normalize_text(" ".join(m.content for m in example.conversation() if m.role == "assistant"))
-        self.duplicates.add_keys(exact_hash(example), user, f"{user} {replies}")
+        replies = word_bytes(" ".join(m.content for m in turns if m.role == "assistant"))
+        self.duplicates.add_keys(exact_hash(example), user, b"%s %s" % (user.encode("utf-8", "surrogatepass"), replies))
         self._system_prompt(i, example)
         self._order(i, example)
-        if user_words:
+        if user:
             self.user_texts += 1
-            self.user_word_counts.update(user_words)
+            self.user_word_counts.update(frozenset(user.split()))
             if self.first_user_text is None:
                 self.first_user_text = i
 
