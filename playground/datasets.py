@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .messages import Message
+from .messages import Message, Role
 
 # The model examples are counted, checked and priced for when none is named.
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -81,6 +81,40 @@ class Example(BaseModel):
 
     def user_text(self) -> str:
         return "\n".join(m.content for m in self.messages if m.role == "user")
+
+
+def checked_message(role: Role, content: str) -> TrainingMessage:
+    """TrainingMessage(role=role, content=content) for a role and a str the caller has checked, without validating
+    them again: a reader checks each message for its own error messages, and validating costs as much again."""
+    return _unvalidated(TrainingMessage, {"role": role, "content": content, "weight": None}, {"role", "content"})
+
+
+def checked_example(messages: list[TrainingMessage], file: str | None, line: int) -> Example | None:
+    """Example(messages=messages, source=Source(file=file, line=line)) without validating again, for messages
+    built as TrainingMessages; None when validation could object (no assistant turn, no line number): validate then."""
+    if type(line) is not int or line < 1 or not (file is None or type(file) is str):
+        return None
+    if not any(m.role == "assistant" for m in messages):  # also when there are none
+        return None
+    source = _unvalidated(Source, {"exchange_ids": [], "persona": None, "model": None, "file": file, "line": line},
+                          {"file", "line"})
+    values = {"id": None, "messages": messages, "chosen": None, "rejected": None, "tags": [], "excluded": False,
+              "source": source, "created_at": now()}
+    return _unvalidated(Example, values, {"messages", "source"})
+
+
+def _unvalidated(model: type[BaseModel], values: dict, fields_set: set[str]):
+    """What model.model_construct(**values) builds, when `values` holds every field, valid, in field order.
+
+    model_construct itself looks up every field's default (and a default factory's signature) on each call,
+    which costs more than validating.
+    """
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
 
 
 class Dataset(BaseModel):

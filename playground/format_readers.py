@@ -12,10 +12,11 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
-from .datasets import Example, Source, TrainingMessage
+from .datasets import Example, Source, TrainingMessage, checked_example, checked_message
 from .errors import FileProblem
-from .formats import ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
+from .formats import IO_BUFFER, ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
 
+_SAME_ROLES = MappingProxyType({role: role for role in ROLES})
 # Keys we cannot keep: silently dropping them would change what the model is trained on.
 KEY_HINTS = MappingProxyType({
     "name": "fold the speaker's name into the content ('Name: ...')",
@@ -32,7 +33,7 @@ def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
     path = Path(path)
     if not path.is_file():
         raise FileProblem(path, "there is no such file.")
-    with path.open("rb") as f:
+    with path.open("rb", buffering=IO_BUFFER) as f:
         for number, raw in enumerate(f, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
@@ -64,20 +65,28 @@ def parse_line(raw: bytes, number: int, file: str = "", format: str | None = Non
                                             "prompt/completion, chosen/rejected, conversations).")
     problems: list[tuple[str, str]] = []
     fields = READERS[kind](record, problems)
-    if not problems:
-        try:
-            example = Example(**fields, source=Source(file=file or None, line=number))
-        except ValidationError as e:
-            problems.append(("invalid_example", e.errors()[0]["msg"].removeprefix("Value error, ")))
-        else:
-            return ParsedLine(number, kind, example)
+    example = None if problems else _example(fields, file or None, number, problems)
+    if example is not None:
+        return ParsedLine(number, kind, example)
     return ParsedLine(number, kind, None, tuple(LineProblem(number, code, message) for code, message in problems))
+
+
+def _example(fields: dict, file: str | None, number: int, problems: list) -> Example | None:
+    if fields.keys() == {"messages"}:  # not a preference pair: the readers have checked all validation would
+        example = checked_example(fields["messages"], file, number)
+        if example is not None:
+            return example
+    try:
+        return Example(**fields, source=Source(file=file, line=number))
+    except ValidationError as e:
+        problems.append(("invalid_example", e.errors()[0]["msg"].removeprefix("Value error, ")))
+        return None
 
 
 def read_lines(path: Path, lines: set[int], format: str | None = None) -> Iterator[Example]:
     """The examples on the given lines of a file, parsing only those lines (bad ones are skipped)."""
     wanted = set(lines)
-    with Path(path).open("rb") as f:
+    with Path(path).open("rb", buffering=IO_BUFFER) as f:
         for number, raw in enumerate(f, start=1):
             if not wanted:
                 return
@@ -121,7 +130,7 @@ def _json_type(value) -> str:
 def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None = None, role_key: str = "role",
               content_key: str = "content", allow_weight: bool = False) -> list[TrainingMessage]:
     """Messages from a list of dicts, each problem reported with the message's position."""
-    roles = roles or {r: r for r in ROLES}
+    roles = roles or _SAME_ROLES
     if not isinstance(value, list):
         problems.append(("missing_messages_list", f"'{key}' must be a list of messages, not {_a_json_type(value)}."))
         return []
@@ -131,7 +140,7 @@ def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None =
         if type(item) is dict and "weight" not in item and len(item) == 2:  # the usual, good message: checked quickly
             role, content = item.get(role_key), item.get(content_key)
             if type(role) is str and role in roles and type(content) is str and content.strip():
-                messages.append(TrainingMessage(role=roles[role], content=content))
+                messages.append(checked_message(roles[role], content))  # what validating would build
                 continue
         where = f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}"
         if not isinstance(item, dict):

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .datasets import Example, TrainingMessage
-from .formats import SHAREGPT_NAMES, Unfit, UnfitExamples, check_format
+from .formats import IO_BUFFER, SHAREGPT_NAMES, Unfit, UnfitExamples, check_format
 
 
 class _CannotWrite(Exception):
@@ -35,8 +35,33 @@ def unfit_examples(examples: Iterable[Example], format: str) -> list[Unfit]:
     return [Unfit(e, format, reason) for e in examples if (reason := unfit_reason(e, format)) is not None]
 
 
+# What json.dumps escapes in a string when ensure_ascii is False: control characters, the quote and the backslash.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+
+
 def dumps_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def to_line(example: Example, format: str) -> str:
+    """dumps_line(to_record(example, format)); for the usual chat example, built directly at a third of the cost."""
+    if format in ("openai-chat", "trl-messages"):
+        line = _plain_chat_line(example)
+        if line is not None:
+            return line
+    return dumps_line(to_record(example, format))
+
+
+def _plain_chat_line(example: Example) -> str | None:
+    """The openai-chat line of an example with no weights and no text that needs escaping (as trl-messages, the same),
+    else None."""
+    turns = example.conversation()
+    if any(m.weight is not None for m in turns):
+        return None
+    texts = "".join([m.content for m in turns]).encode("utf-8", "surrogatepass")
+    if len(texts.translate(None, _ESCAPED)) != len(texts):
+        return None
+    return '{"messages": [' + ", ".join([f'{{"role": "{m.role}", "content": "{m.content}"}}' for m in turns]) + "]}\n"
 
 
 def write_examples(examples: Iterable[Example], path: Path, format: str, skip_unfit: bool = False) -> tuple[int, list[Unfit]]:
@@ -46,10 +71,10 @@ def write_examples(examples: Iterable[Example], path: Path, format: str, skip_un
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written, unfit = 0, []
     try:
-        with partial.open("w", encoding="utf-8", newline="\n") as f:
+        with partial.open("w", encoding="utf-8", newline="\n", buffering=IO_BUFFER) as f:
             for example in examples:
                 try:
-                    line = dumps_line(to_record(example, format))
+                    line = to_line(example, format)
                 except _CannotWrite as e:
                     unfit.append(Unfit(example, format, str(e)))
                     continue
