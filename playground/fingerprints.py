@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .datasets import Example
-from .duplicates import SIMILARITY_THRESHOLD, DuplicateLink, normalize_text, user_key, word_bytes
+from .duplicates import SIMILARITY_THRESHOLD, DuplicateLink, normalize_text, word_bytes
 
 BANDS, ROWS = 16, 10
 BINS = 32  # per one-permutation sketch: examples have dozens to hundreds of distinct words
@@ -42,8 +42,6 @@ _P = np.uint64(1099511628211)
 _P_INVERSE = np.uint64(pow(int(_P), -1, 2**64))  # P is odd, so it has an inverse mod 2**64
 with np.errstate(over="ignore"):
     _BYTE_POWERS = np.cumprod(np.r_[np.uint64(1), np.full(63, _P, dtype=np.uint64)], dtype=np.uint64)
-_BYTE_VALUES = np.arange(1, 257, dtype=np.uint64)  # byte + 1; 0 for a space or the newline between texts
-_BYTE_VALUES[[ord(" "), ord("\n")]] = 0
 
 
 # Keys are hashed with Python's own 64-bit string hash: they are compared within one check, never stored, and
@@ -64,11 +62,7 @@ def exact_hash(example: Example) -> int:
 
 def words_text(example: Example) -> str:
     """duplicates.word_set's words, as normalized text (a set costs more to build than the hashing needs)."""
-    return normalize_text(_non_system_text(example))
-
-
-def _non_system_text(example: Example) -> str:
-    return " ".join(m.content for m in example.conversation() if m.role != "system")
+    return normalize_text(" ".join(m.content for m in example.conversation() if m.role != "system"))
 
 
 def word_set_of(text: str) -> frozenset[str]:
@@ -76,40 +70,53 @@ def word_set_of(text: str) -> frozenset[str]:
 
 
 class DuplicateIndex:
-    def __init__(self, threshold: float = SIMILARITY_THRESHOLD):
+    def __init__(self, threshold: float = SIMILARITY_THRESHOLD,
+                 user_words: Callable[[np.ndarray, np.ndarray], None] | None = None):
+        """`user_words(hashes, examples)`, if given, gets the hashes of the words of each batch's user turns
+        (word_hashes), and the index of the example each word is in: the hashing is done once for both."""
         self.threshold = threshold
         self.exact, self.user = array("q"), array("q")
         self.bands = array("q")  # BANDS per example
-        self._batch: list[bytes] = []
+        self._batch: list[bytes] = []  # two texts an example: the words of its user turns, then of its replies
+        self._user_words = user_words
         self._powers = byte_powers(0)  # grown to the longest batch, kept: computing them costs as much as using them
 
     def __len__(self) -> int:
         return len(self.exact)
 
     def add(self, example: Example) -> None:
-        self.add_keys(exact_hash(example), user_key(example), word_bytes(_non_system_text(example)))
+        replies = " ".join(m.content for m in example.conversation() if m.role == "assistant")
+        self.add_keys(exact_hash(example), word_bytes(example.user_text()), word_bytes(replies))
 
-    def add_keys(self, exact: int, user: str, words: bytes) -> None:
-        """An example by its keys: `exact_hash`, `user_key`, and its words as duplicates.word_bytes gives them
-        (callers may have them already)."""
+    def add_keys(self, exact: int, user_words: bytes, reply_words: bytes) -> None:
+        """An example by its exact_hash and the words (duplicates.word_bytes) of its user turns and of its replies:
+        together its word set, and the user turns' words in order its user key."""
         self.exact.append(exact)
-        self.user.append(key_hash(user) if user else NO_KEY)
-        self._batch.append(words)
-        if len(self._batch) >= BATCH:
-            self._flush()
+        self._batch += (user_words, reply_words)
+        if len(self._batch) >= 2 * BATCH:
+            self.flush()
 
-    def _flush(self) -> None:
-        if self._batch:
-            size = sum(len(words) + 1 for words in self._batch)
-            if len(self._powers[0]) < size:
-                self._powers = byte_powers(size + size // 8)
-            self.bands.frombytes(band_hashes(self._batch, self._powers).tobytes())
-            self._batch = []
+    def flush(self) -> None:
+        """Hash the examples added since the last batch was hashed (done before any result is read)."""
+        if not self._batch:
+            return
+        size = sum(len(words) + 1 for words in self._batch)
+        if self._powers.shape[1] < size:
+            self._powers = byte_powers(size + size // 8)
+        hashes, texts = word_hashes(self._batch, self._powers)
+        examples, n = texts >> 1, len(self._batch) // 2
+        self.bands.frombytes(bands_of_words(hashes, examples, n).tobytes())
+        user = (texts & 1) == 0
+        self.user.frombytes(sequence_hashes(hashes[user], examples[user], n).tobytes())
+        if self._user_words is not None:
+            self._user_words(hashes[user], examples[user] + (len(self.user) - n))
+        self._batch = []
 
     # --- after the last example ----------------------------------------------------------------------------
 
     def exact_links(self) -> tuple[list[DuplicateLink], np.ndarray]:
         """Links to the first copy, and which examples are representatives (neither kind of copy)."""
+        self.flush()
         n = len(self.exact)
         exact = np.frombuffer(self.exact, dtype=np.int64) if n else np.zeros(0, np.int64)
         first = _first_of_group(exact)
@@ -129,7 +136,7 @@ class DuplicateIndex:
         Per band, only the earliest CANDIDATES members of a bucket are offered, so a large cluster of similar
         examples costs a bounded amount per example instead of every pair.
         """
-        self._flush()
+        self.flush()
         n = len(self.exact)
         found: dict[int, set[int]] = {}
         if n < 2:
@@ -151,6 +158,7 @@ class DuplicateIndex:
     def links(self, fetch: Callable[[set[int]], Iterable[tuple[int, Example]]]) -> list[DuplicateLink]:
         """Each later copy's link to its earliest original; `fetch(indices)` gives (index, example) again for the
         candidates of a near copy, whose word sets are compared exactly."""
+        self.flush()
         links, representative = self.exact_links()
         candidates = self.candidates(representative)
         if candidates:
@@ -200,7 +208,7 @@ def _mix_in_place(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     return x
 
 
-def byte_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+def byte_powers(n: int) -> np.ndarray:
     """P**k and P**-k (mod 2**64) for k < n: word_hashes weighs a byte by P to the power of its place in the batch."""
     with np.errstate(over="ignore"):
         powers = np.empty((2, n), dtype=np.uint64)
@@ -209,7 +217,7 @@ def byte_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.cumprod(powers, axis=1, dtype=np.uint64)
 
 
-def word_hashes(texts: list[bytes], powers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def word_hashes(texts: list[bytes], powers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(hash of each word, which text it is in) for words separated by spaces, all texts at once.
 
     A word's hash mixes the sum of (byte + 1) * P**i over its bytes (i from 0, capped at 63). That sum is taken
@@ -217,40 +225,65 @@ def word_hashes(texts: list[bytes], powers: tuple[np.ndarray, np.ndarray] | None
     a few passes over the bytes instead of one per word. `powers`: byte_powers of at least the batch's length.
     """
     data = np.frombuffer(b"\n".join(texts), dtype=np.uint8)
-    letter = (data != 32) & (data != 10)
-    starts = np.flatnonzero(np.diff(letter.view(np.int8), prepend=np.int8(0)) == 1)
+    letter = ((data != 32) & (data != 10)).view(np.int8)
+    edges = np.flatnonzero(np.diff(letter, prepend=np.int8(0), append=np.int8(0)) != 0)  # (a bool array is quicker)
+    starts, ends = edges[0::2], edges[1::2]  # a word starts, ends, the next starts...
     if not len(starts):
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    if powers is None or len(powers[0]) < len(data):
+    if powers is None or powers.shape[1] < len(data):
         powers = byte_powers(len(data))
-    # A word's bytes and the spaces after it run up to the next word's start; the spaces weigh nothing.
-    spans = np.diff(starts, append=len(data))
     with np.errstate(over="ignore"):
-        running = np.cumsum(np.take(_BYTE_VALUES, data) * powers[0][:len(data)], dtype=np.uint64)
+        running = data.astype(np.uint64)  # (byte + 1) * P**place, summed
+        running += np.uint64(1)
+        running *= powers[0, :len(data)]
+        np.cumsum(running, dtype=np.uint64, out=running)
         before = running[starts - 1]
-        before[0] = 0 if starts[0] == 0 else before[0]
-        sums = (running[starts + spans - 1] - before) * powers[1][starts]
-        for w in np.flatnonzero(spans > len(_BYTE_POWERS)):  # rare: a long word, whose offsets are capped
-            sums[w] = _capped_word_sum(data[starts[w]:starts[w] + spans[w]])
+        if starts[0] == 0:  # nothing before the first byte
+            before[0] = 0
+        sums = (running[ends - 1] - before) * powers[1, starts]
+        for w in np.flatnonzero(ends - starts > len(_BYTE_POWERS)):  # rare: a long word, whose offsets are capped
+            sums[w] = _capped_word_sum(data[starts[w]:ends[w]])
         hashes = _mix(sums)
     text_starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
     words_per_text = np.diff(np.searchsorted(starts, text_starts), append=len(starts))
     return hashes, np.repeat(np.arange(len(texts)), words_per_text)
 
 
-def _capped_word_sum(piece: np.ndarray) -> np.uint64:
-    """The sum word_hashes mixes, for the word at the start of `piece` (bytes, spaces after it allowed)."""
-    separators = np.flatnonzero((piece == 32) | (piece == 10))
-    word = piece[:separators[0]] if len(separators) else piece
+def _capped_word_sum(word: np.ndarray) -> np.uint64:
+    """The sum word_hashes mixes, for a word of more than 64 bytes."""
     offsets = np.minimum(np.arange(len(word)), len(_BYTE_POWERS) - 1)
     with np.errstate(over="ignore"):
         return ((word.astype(np.uint64) + np.uint64(1)) * _BYTE_POWERS[offsets]).sum(dtype=np.uint64)
 
 
-def band_hashes(texts: list[bytes], powers: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def text_word_hashes(texts: list[bytes]) -> list[list[int]]:
+    """word_hashes of each text, in the order its words stand."""
+    hashes, owners = word_hashes(texts)
+    return [part.tolist() for part in np.split(hashes, np.searchsorted(owners, np.arange(1, len(texts))))]
+
+
+def sequence_hashes(hashes: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """For each of n texts, a hash of its sequence of word hashes (int64; NO_KEY when it has no words);
+    `owner`: the text each word is in, ascending."""
+    places = np.arange(len(hashes)) - np.searchsorted(owner, owner)  # each word's place in its text
+    with np.errstate(over="ignore"):
+        terms = _mix(hashes ^ (places.astype(np.uint64) * _ROW_MULTIPLIERS[0]))
+        sums = np.zeros(n, dtype=np.uint64)
+        np.add.at(sums, owner, terms)
+        keys = _mix(sums + np.bincount(owner, minlength=n).astype(np.uint64))
+    keys[keys == NO_KEY] = 1
+    keys[np.bincount(owner, minlength=n) == 0] = NO_KEY
+    return keys.view(np.int64)
+
+
+def band_hashes(texts: list[bytes], powers: np.ndarray | None = None) -> np.ndarray:
     """BANDS hashes per text (int64; 0 for a text with no words), each over ROWS one-permutation min-hashes."""
     hashes, owner = word_hashes(texts, powers)
-    n = len(texts)
+    return bands_of_words(hashes, owner, len(texts))
+
+
+def bands_of_words(hashes: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """band_hashes of n texts from their words' hashes and the text each is in."""
     values = np.full((n, SKETCHES * BINS), _EMPTY, dtype=np.uint64)
     h, scratch, slots = np.empty_like(hashes), np.empty_like(hashes), np.empty(len(hashes), np.int64)
     first_slots = owner * (SKETCHES * BINS)

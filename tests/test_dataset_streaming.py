@@ -5,6 +5,7 @@ import random
 import time
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from playground.dataset_stats import example_tokens
@@ -16,6 +17,7 @@ from playground.fingerprints import (
 )
 from playground.format_readers import parse_lines
 from playground.tokens import count_messages
+from playground.user_words import UserWordCounts, word_keys
 from playground.validation import check_file, validate_examples
 
 SYSTEM = "Answer questions about Brindlecombe in a few words."
@@ -214,3 +216,15 @@ def test_checking_a_file_keeps_memory_flat(tmp_path):
     # A few hundred bytes more per example (fingerprints, a token count, new words), not the example itself.
     assert peaks[8_000] - peaks[2_000] < 400 * 6_000 < size, (peaks, size)
     assert peaks[8_000] < 1.5 * peaks[2_000], peaks
+
+
+def test_user_words_are_counted_once_a_message_across_batches_of_any_span():
+    messages = {3: "alpha beta alpha", 4: "beta", 300: "alpha gamma", 301: "alpha alpha", 700: "delta"}
+    counts = UserWordCounts()
+    texts = [word_bytes(messages[i]) for i in sorted(messages)]
+    hashes, owners = word_hashes(texts)
+    counts.add(hashes, np.array(sorted(messages))[owners])  # one call spanning more than 256 examples
+    keys = {word: key for word, key in zip("alpha beta gamma delta".split(), word_keys(["alpha beta gamma delta"])[0])}
+    assert {word: counts.counts[key] for word, key in keys.items()} == {"alpha": 3, "beta": 2, "gamma": 1, "delta": 1}
+    assert (counts.texts, counts.first_text) == (5, 3)
+    assert counts.common(0.6, known={"beta"}) == {keys["alpha"]: 3}
