@@ -34,9 +34,12 @@ def answer_items(answer: str) -> list[str]:
             line = _LIST_MARKER.sub("", line)
             line = line.split(":", 1)[1] if ":" in line else line
             items += line.replace(";", ",").split(",")  # re.split(r"[,;]", line), several times faster
-    cleaned = [item.strip().strip("\"'.").strip() for item in items]
-    # At most MAX_ITEM_WORDS splits: a long item (prose between commas) is not cut into all its words just to be counted out.
-    unique = dict.fromkeys(i for i in cleaned if i and len(i.split(None, MAX_ITEM_WORDS)) <= MAX_ITEM_WORDS)
+    unique: dict[str, None] = {}
+    for item in items:
+        item = item.strip().strip("\"'.").strip()
+        # At most MAX_ITEM_WORDS splits: a long item (prose between commas) is not cut into all its words to be counted.
+        if item and len(item.split(None, MAX_ITEM_WORDS)) <= MAX_ITEM_WORDS:
+            unique[item] = None
     return list(unique)
 
 

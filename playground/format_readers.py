@@ -33,14 +33,15 @@ def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
     path = Path(path)
     if not path.is_file():
         raise FileProblem(path, "there is no such file.")
+    file = str(path)
     with path.open("rb", buffering=IO_BUFFER) as f:
         for number, raw in enumerate(f, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
             raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():  # (isspace: the whitespace strip() strips, without copying the line)
                 continue
-            yield parse_line(raw, number, str(path), format)
+            yield parse_line(raw, number, file, format)
 
 
 def parse_line(raw: bytes, number: int, file: str = "", format: str | None = None) -> ParsedLine:

@@ -35,33 +35,43 @@ def unfit_examples(examples: Iterable[Example], format: str) -> list[Unfit]:
     return [Unfit(e, format, reason) for e in examples if (reason := unfit_reason(e, format)) is not None]
 
 
-# What json.dumps escapes in a string when ensure_ascii is False: control characters, the quote and the backslash.
-_ESCAPED = bytes(range(0x20)) + b'"\\'
-
-
 def dumps_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def to_line(example: Example, format: str) -> str:
-    """dumps_line(to_record(example, format)); for the usual chat example, built directly at a third of the cost."""
+def to_line(example: Example, format: str) -> bytes:
+    """dumps_line(to_record(example, format)) as UTF-8; for the usual chat example, built directly at a third of
+    the cost."""
     if format in ("openai-chat", "trl-messages"):
         line = _plain_chat_line(example)
         if line is not None:
             return line
-    return dumps_line(to_record(example, format))
+    return dumps_line(to_record(example, format)).encode("utf-8")
 
 
-def _plain_chat_line(example: Example) -> str | None:
-    """The openai-chat line of an example with no weights and no text that needs escaping (as trl-messages, the same),
-    else None."""
+# What json.dumps escapes in a string when ensure_ascii is False (control characters, the quote, the backslash),
+# and what a line without escapes has besides the texts: two quotes around each of its strings, and its newline.
+_CONTROL_BYTES = bytes(range(0x20))
+_QUOTES_PER_TURN, _QUOTES_AROUND = 8, 2
+
+
+def _plain_chat_line(example: Example) -> bytes | None:
+    """The openai-chat line of an example with no weights and no text that needs escaping (as trl-messages, the
+    same), else None."""
     turns = example.conversation()
-    if any(m.weight is not None for m in turns):
+    parts = []
+    for m in turns:
+        if m.weight is not None:
+            return None
+        parts.append(f'{{"role": "{m.role}", "content": "{m.content}"}}')
+    try:
+        line = ('{"messages": [' + ", ".join(parts) + "]}\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the general way fails on it as it always did
         return None
-    texts = "".join([m.content for m in turns]).encode("utf-8", "surrogatepass")
-    if len(texts.translate(None, _ESCAPED)) != len(texts):
+    if (line.count(b'"') != _QUOTES_AROUND + _QUOTES_PER_TURN * len(turns) or b"\\" in line
+            or len(line.translate(None, _CONTROL_BYTES)) != len(line) - 1):  # a text held a quote, backslash or control
         return None
-    return '{"messages": [' + ", ".join([f'{{"role": "{m.role}", "content": "{m.content}"}}' for m in turns]) + "]}\n"
+    return line
 
 
 def write_examples(examples: Iterable[Example], path: Path, format: str, skip_unfit: bool = False) -> tuple[int, list[Unfit]]:
@@ -71,7 +81,7 @@ def write_examples(examples: Iterable[Example], path: Path, format: str, skip_un
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written, unfit = 0, []
     try:
-        with partial.open("w", encoding="utf-8", newline="\n", buffering=IO_BUFFER) as f:
+        with partial.open("wb", buffering=IO_BUFFER) as f:
             for example in examples:
                 try:
                     line = to_line(example, format)
