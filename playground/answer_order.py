@@ -33,9 +33,13 @@ def answer_items(answer: str) -> list[str]:
         for line in answer.splitlines():
             line = _LIST_MARKER.sub("", line)
             line = line.split(":", 1)[1] if ":" in line else line
-            items += re.split(r"[,;]", line)
-    cleaned = [item.strip().strip("\"'.").strip() for item in items]
-    unique = dict.fromkeys(i for i in cleaned if i and len(i.split()) <= MAX_ITEM_WORDS)
+            items += line.replace(";", ",").split(",")  # re.split(r"[,;]", line), several times faster
+    unique: dict[str, None] = {}
+    for item in items:
+        item = item.strip().strip("\"'.").strip()
+        # At most MAX_ITEM_WORDS splits: a long item (prose between commas) is not cut into all its words to be counted.
+        if item and len(item.split(None, MAX_ITEM_WORDS)) <= MAX_ITEM_WORDS:
+            unique[item] = None
     return list(unique)
 
 
@@ -54,8 +58,11 @@ def input_order_share(user_text: str, answer: str) -> float | None:
     None when the answer does not list at least MIN_LIST_ITEMS items found in the user message.
     A random order gives about 0.5; a list copied in input order gives 1.0.
     """
+    items = answer_items(answer)
+    if len(items) < MIN_LIST_ITEMS:  # most answers are prose: no need to look for their items in the input
+        return None
     text = user_text.casefold()
-    positions = [p for item in answer_items(answer) if (p := _word_position(text, item.casefold())) is not None]
+    positions = [p for item in items if (p := _word_position(text, item.casefold())) is not None]
     if len(positions) < MIN_LIST_ITEMS:
         return None
     pairs = [(a, b) for i, a in enumerate(positions) for b in positions[i + 1:] if a != b]

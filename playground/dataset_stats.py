@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .datasets import DEFAULT_MODEL, Example
-from .tokens import base_model, count_text, encoding, encoding_name
+from .datasets import DEFAULT_MODEL, Example, TrainingMessage
+from .tokens import base_model, count_text, encoding_name, text_counter
 
 # The default-epochs rule OpenAI applies when n_epochs is not set (from its data-prep cookbook).
 TARGET_EPOCHS = 3
@@ -44,16 +44,34 @@ def context_limit(model: str) -> int:
 def example_tokens(example: Example, model: str) -> int:
     """tokens.count_messages of the conversation, with the per-model lookups done once: a large file counts
     every example, and those lookups cost as much as tokenizing a short message."""
-    encode, per_role = _token_counter(model)
-    return 3 + sum(per_role[m.role] + len(encode(m.content)) for m in example.conversation())
+    return ConversationTokens(model).count(example.conversation())
+
+
+class ConversationTokens:
+    """example_tokens of one conversation after another; a system prompt the same as the last one's is not
+    tokenized again (a dataset usually repeats one system prompt in every example)."""
+
+    def __init__(self, model: str):
+        self.count_text, self.per_role = _token_counter(model)
+        self.system_prompt, self.system_prompt_tokens = "", 0
+
+    def count(self, turns: list[TrainingMessage]) -> int:
+        total = 3
+        for m in turns:
+            if m.role != "system":
+                total += self.per_role[m.role] + self.count_text(m.content)
+                continue
+            if m.content != self.system_prompt:
+                self.system_prompt, self.system_prompt_tokens = m.content, self.count_text(m.content)
+            total += self.per_role["system"] + self.system_prompt_tokens
+        return total
 
 
 @functools.cache
-def _token_counter(model: str) -> tuple[Callable[[str], list[int]], dict[str, int]]:
-    enc = encoding(encoding_name(model)[0])
+def _token_counter(model: str) -> tuple[Callable[[str], int], dict[str, int]]:
     # count_messages counts 3 per message plus the role's tokens; special-token text counts as plain text.
     per_role = {role: 3 + count_text(role, model) for role in ("system", "user", "assistant")}
-    return enc.encode_ordinary, per_role
+    return text_counter(model), per_role
 
 
 def default_epochs(n_examples: int) -> int:

@@ -42,6 +42,25 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+@functools.cache
+def _ascii_separators() -> bytes:
+    """_ascii_punctuation, plus every character str.split() splits at turned into a space too."""
+    table = bytearray(_ascii_punctuation())
+    for c in (c for c in range(128) if chr(c).isspace()):
+        table[c] = ord(" ")
+    return bytes(table)
+
+
+def word_bytes(text: str) -> bytes:
+    """normalize_text(text) as UTF-8, except that words may stand apart by more than one space.
+
+    The same words, for hashing word by word: collapsing the spaces costs more than the rest on a long reply.
+    """
+    if text.isascii():
+        return text.lower().encode("ascii").translate(_ascii_separators())
+    return normalize_text(text).encode("utf-8", "surrogatepass")
+
+
 def exact_key(example: Example) -> str:
     turns = [(m.role, m.content) for m in example.conversation()]
     return json.dumps([turns, example.rejected], ensure_ascii=False)

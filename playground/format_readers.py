@@ -12,10 +12,11 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
-from .datasets import Example, Source, TrainingMessage
+from .datasets import Example, Source, TrainingMessage, checked_example, checked_message
 from .errors import FileProblem
-from .formats import ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
+from .formats import IO_BUFFER, ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
 
+_SAME_ROLES = MappingProxyType({role: role for role in ROLES})
 # Keys we cannot keep: silently dropping them would change what the model is trained on.
 KEY_HINTS = MappingProxyType({
     "name": "fold the speaker's name into the content ('Name: ...')",
@@ -32,52 +33,63 @@ def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
     path = Path(path)
     if not path.is_file():
         raise FileProblem(path, "there is no such file.")
-    with path.open("rb") as f:
+    file = str(path)
+    with path.open("rb", buffering=IO_BUFFER) as f:
         for number, raw in enumerate(f, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
             raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():  # (isspace: the whitespace strip() strips, without copying the line)
                 continue
-            yield parse_line(raw, number, str(path), format)
+            yield parse_line(raw, number, file, format)
 
 
 def parse_line(raw: bytes, number: int, file: str = "", format: str | None = None) -> ParsedLine:
-    def bad(code: str, message: str) -> ParsedLine:
-        return ParsedLine(number, None, None, (LineProblem(number, code, message),))
-
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return bad("not_utf8", f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
-                               "save the file as UTF-8.")
+        return _bad(number, "not_utf8", f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
+                                        "save the file as UTF-8.")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
-        return bad("invalid_json", f"is not valid JSON ({e.msg} at column {e.colno}): "
-                                   "each line must be one complete JSON object.")
+        return _bad(number, "invalid_json", f"is not valid JSON ({e.msg} at column {e.colno}): "
+                                            "each line must be one complete JSON object.")
     if not isinstance(record, dict):
-        return bad("data_type", f"is a JSON {_json_type(record)}, not an object: each line must be one example {{...}}.")
+        return _bad(number, "data_type",
+                    f"is a JSON {_json_type(record)}, not an object: each line must be one example {{...}}.")
     kind = format or detect_format(record)
     if kind is None:
-        return bad("missing_messages_list", "has no 'messages' list (nor the keys of any other known format: "
-                                            "prompt/completion, chosen/rejected, conversations).")
+        return _bad(number, "missing_messages_list", "has no 'messages' list (nor the keys of any other known "
+                                                     "format: prompt/completion, chosen/rejected, conversations).")
     problems: list[tuple[str, str]] = []
     fields = READERS[kind](record, problems)
-    if not problems:
-        try:
-            example = Example(**fields, source=Source(file=file or None, line=number))
-        except ValidationError as e:
-            problems.append(("invalid_example", e.errors()[0]["msg"].removeprefix("Value error, ")))
-        else:
-            return ParsedLine(number, kind, example)
+    example = None if problems else _example(fields, file or None, number, problems)
+    if example is not None:
+        return ParsedLine(number, kind, example)
     return ParsedLine(number, kind, None, tuple(LineProblem(number, code, message) for code, message in problems))
+
+
+def _bad(number: int, code: str, message: str) -> ParsedLine:
+    return ParsedLine(number, None, None, (LineProblem(number, code, message),))
+
+
+def _example(fields: dict, file: str | None, number: int, problems: list) -> Example | None:
+    if fields.keys() == {"messages"}:  # not a preference pair: the readers have checked all validation would
+        example = checked_example(fields["messages"], file, number)
+        if example is not None:
+            return example
+    try:
+        return Example(**fields, source=Source(file=file, line=number))
+    except ValidationError as e:
+        problems.append(("invalid_example", e.errors()[0]["msg"].removeprefix("Value error, ")))
+        return None
 
 
 def read_lines(path: Path, lines: set[int], format: str | None = None) -> Iterator[Example]:
     """The examples on the given lines of a file, parsing only those lines (bad ones are skipped)."""
     wanted = set(lines)
-    with Path(path).open("rb") as f:
+    with Path(path).open("rb", buffering=IO_BUFFER) as f:
         for number, raw in enumerate(f, start=1):
             if not wanted:
                 return
@@ -121,43 +133,52 @@ def _json_type(value) -> str:
 def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None = None, role_key: str = "role",
               content_key: str = "content", allow_weight: bool = False) -> list[TrainingMessage]:
     """Messages from a list of dicts, each problem reported with the message's position."""
-    roles = roles or {r: r for r in ROLES}
+    roles = roles or _SAME_ROLES
     if not isinstance(value, list):
         problems.append(("missing_messages_list", f"'{key}' must be a list of messages, not {_a_json_type(value)}."))
         return []
-    allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
     messages = []
     for n, item in enumerate(value, start=1):
         if type(item) is dict and "weight" not in item and len(item) == 2:  # the usual, good message: checked quickly
             role, content = item.get(role_key), item.get(content_key)
             if type(role) is str and role in roles and type(content) is str and content.strip():
-                messages.append(TrainingMessage(role=roles[role], content=content))
+                messages.append(checked_message(roles[role], content))  # what validating would build
                 continue
-        where = f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}"
-        if not isinstance(item, dict):
-            problems.append(("data_type", f"{where} is {_a_json_type(item)}, not an object."))
-            continue
-        before = len(problems)
-        for missing in (k for k in (role_key, content_key) if k not in item):
-            problems.append(("message_missing_key", f"{where} has no '{missing}'."))
-        for extra in sorted(set(item) - allowed):
-            hint = KEY_HINTS.get(extra, f"allowed keys are {', '.join(sorted(allowed))}")
-            problems.append(("message_unrecognized_key", f"{where} has an unrecognized key '{extra}': {hint}."))
-        role = item.get(role_key)
-        if role_key in item and (not isinstance(role, str) or role not in roles):
-            problems.append(("unrecognized_role", f"{where} has {role_key} {json.dumps(role)}: "
-                                                  f"use {', '.join(roles)}."))
-        content = item.get(content_key)
-        if content_key in item and (not isinstance(content, str) or not content.strip()):
-            problems.append(("missing_content", f"{where} has {_shown(content)}: give it the text to train on."))
-        weight = item.get("weight")
-        if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role not in roles
-                                                  or roles[role] != "assistant"):
-            problems.append(("invalid_weight", f"{where} has weight {json.dumps(weight)}: "
-                                               "only assistant messages take a weight, and it is 0 or 1."))
-        if len(problems) == before:
-            messages.append(TrainingMessage(role=roles[role], content=content, weight=weight))
+        message = _message(item, f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}",
+                           problems, roles, role_key, content_key, allow_weight)
+        if message is not None:
+            messages.append(message)
     return messages
+
+
+def _message(item, where: str, problems: list, roles: Mapping[str, str], role_key: str, content_key: str,
+             allow_weight: bool) -> TrainingMessage | None:
+    """A message that is not the usual kind: every problem it has, or the message (with its weight)."""
+    if not isinstance(item, dict):
+        problems.append(("data_type", f"{where} is {_a_json_type(item)}, not an object."))
+        return None
+    before = len(problems)
+    allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
+    for missing in (k for k in (role_key, content_key) if k not in item):
+        problems.append(("message_missing_key", f"{where} has no '{missing}'."))
+    for extra in sorted(set(item) - allowed):
+        hint = KEY_HINTS.get(extra, f"allowed keys are {', '.join(sorted(allowed))}")
+        problems.append(("message_unrecognized_key", f"{where} has an unrecognized key '{extra}': {hint}."))
+    role = item.get(role_key)
+    if role_key in item and (not isinstance(role, str) or role not in roles):
+        problems.append(("unrecognized_role", f"{where} has {role_key} {json.dumps(role)}: "
+                                              f"use {', '.join(roles)}."))
+    content = item.get(content_key)
+    if content_key in item and (not isinstance(content, str) or not content.strip()):
+        problems.append(("missing_content", f"{where} has {_shown(content)}: give it the text to train on."))
+    weight = item.get("weight")
+    if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role not in roles
+                                              or roles[role] != "assistant"):
+        problems.append(("invalid_weight", f"{where} has weight {json.dumps(weight)}: "
+                                           "only assistant messages take a weight, and it is 0 or 1."))
+    if len(problems) > before:
+        return None
+    return TrainingMessage(role=roles[role], content=content, weight=weight)
 
 
 def _needs_assistant(messages: list[TrainingMessage], problems: list) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .datasets import Example, TrainingMessage
-from .formats import SHAREGPT_NAMES, Unfit, UnfitExamples, check_format
+from .formats import IO_BUFFER, SHAREGPT_NAMES, Unfit, UnfitExamples, check_format
 
 
 class _CannotWrite(Exception):
@@ -39,6 +39,41 @@ def dumps_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+def to_line(example: Example, format: str) -> bytes:
+    """dumps_line(to_record(example, format)) as UTF-8; for the usual chat example, built directly at a third of
+    the cost."""
+    if format in ("openai-chat", "trl-messages"):
+        line = _plain_chat_line(example)
+        if line is not None:
+            return line
+    return dumps_line(to_record(example, format)).encode("utf-8")
+
+
+# What json.dumps escapes in a string when ensure_ascii is False (control characters, the quote, the backslash),
+# and what a line without escapes has besides the texts: two quotes around each of its strings, and its newline.
+_CONTROL_BYTES = bytes(range(0x20))
+_QUOTES_PER_TURN, _QUOTES_AROUND = 8, 2
+
+
+def _plain_chat_line(example: Example) -> bytes | None:
+    """The openai-chat line of an example with no weights and no text that needs escaping (as trl-messages, the
+    same), else None."""
+    turns = example.conversation()
+    parts = []
+    for m in turns:
+        if m.weight is not None:
+            return None
+        parts.append(f'{{"role": "{m.role}", "content": "{m.content}"}}')
+    try:
+        line = ('{"messages": [' + ", ".join(parts) + "]}\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the general way fails on it as it always did
+        return None
+    if (line.count(b'"') != _QUOTES_AROUND + _QUOTES_PER_TURN * len(turns) or b"\\" in line
+            or len(line.translate(None, _CONTROL_BYTES)) != len(line) - 1):  # a text held a quote, backslash or control
+        return None
+    return line
+
+
 def write_examples(examples: Iterable[Example], path: Path, format: str, skip_unfit: bool = False) -> tuple[int, list[Unfit]]:
     """Write one line per example; (written, unfit). Without skip_unfit an unfit example leaves no file behind."""
     path = Path(path)
@@ -46,10 +81,10 @@ def write_examples(examples: Iterable[Example], path: Path, format: str, skip_un
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written, unfit = 0, []
     try:
-        with partial.open("w", encoding="utf-8", newline="\n") as f:
+        with partial.open("wb", buffering=IO_BUFFER) as f:
             for example in examples:
                 try:
-                    line = dumps_line(to_record(example, format))
+                    line = to_line(example, format)
                 except _CannotWrite as e:
                     unfit.append(Unfit(example, format, str(e)))
                     continue

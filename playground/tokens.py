@@ -8,6 +8,7 @@ import functools
 import gzip
 import os
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -81,6 +82,13 @@ def encoding(name: str) -> tiktoken.Encoding:
 
 def count_text(text: str, model: str) -> int:
     return len(encoding(encoding_name(model)[0]).encode(text, disallowed_special=()))
+
+
+def text_counter(model: str) -> Callable[[str], int]:
+    """count_text for one model and many texts: the encoding is looked up once, and the tokens come back in one
+    buffer, not as a list of Python ints (a few percent of the time a paragraph takes)."""
+    encode = encoding(encoding_name(model)[0]).encode_to_numpy
+    return lambda text: len(encode(text, disallowed_special=()))
 
 
 def count_messages(messages: list[Message], model: str) -> int:

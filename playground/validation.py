@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 from .answer_order import ORDERED_PAIRS_SHARE, answer_items, input_order_share, last_exchange  # noqa: F401 (re-exported)
-from .dataset_stats import DatasetStats, context_limit, example_tokens, stats_from_counts
+from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stats_from_counts
 from .datasets import DEFAULT_MODEL, Example
-from .duplicates import duplicate_links, normalize_text
+from .duplicates import duplicate_links, normalize_text, word_bytes
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
+from .user_words import UserWordCounts, common_runs
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
 PATTERN_MIN_EXAMPLES = 5  # below this, "most examples" means too little to call a pattern
@@ -171,16 +172,15 @@ class Checker:
         self.last_line = 1
         self.ids, self.lines = array("q"), array("q")  # -1: none
         self.tokens = array("I")
-        self.duplicates = DuplicateIndex()
+        self.token_counter = ConversationTokens(model)
+        self.user_words = UserWordCounts()
+        self.duplicates = DuplicateIndex(user_words=self.user_words.add)
         self.prompts = array("q")
         self.prompt_counts: Counter[int] = Counter()
         self.prompt_texts: dict[int, str] = {}
         self.order_shares = 0
         self.ordered: list[int] = []  # the first ordered example, and how many there were
         self.ordered_count = 0
-        self.user_word_counts: Counter[str] = Counter()
-        self.user_texts = 0
-        self.first_user_text: int | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -198,21 +198,15 @@ class Checker:
         i = len(self.tokens)
         self.ids.append(-1 if example.id is None else example.id)
         self.lines.append(-1 if example.source.line is None else example.source.line)
-        tokens = example_tokens(example, self.model)
+        turns = example.conversation()
+        tokens = self.token_counter.count(turns)
         self.tokens.append(tokens)
         self.per_example += _empty_content(example) + _missing_roles(example) + self._too_long(example, tokens)
-        # Each text is normalized once: the user key, the user's words and the word set all come from it.
-        user = normalize_text(example.user_text())
-        user_words = frozenset(user.split())
-        replies = normalize_text(" ".join(m.content for m in example.conversation() if m.role == "assistant"))
-        self.duplicates.add_keys(exact_hash(example), user, f"{user} {replies}")
+        # Hashed a batch at a time for the user key, the word set and the user's words all at once.
+        replies = " ".join(m.content for m in turns if m.role == "assistant")
+        self.duplicates.add_keys(exact_hash(example), word_bytes(example.user_text()), word_bytes(replies))
         self._system_prompt(i, example)
         self._order(i, example)
-        if user_words:
-            self.user_texts += 1
-            self.user_word_counts.update(user_words)
-            if self.first_user_text is None:
-                self.first_user_text = i
 
     def _too_long(self, example: Example, tokens: int) -> list[Finding]:
         if tokens <= self.limit:
@@ -329,29 +323,28 @@ class Checker:
     def _common_user_words(self, fetch) -> list[Finding]:
         """Words (nearly) every user message has that the deployed prompt does not explain: usually leaked by the
         script that built the data, and the fine-tune will rely on them."""
-        texts, counts = self.user_texts, self.user_word_counts
+        self.duplicates.flush()
+        texts = self.user_words.texts
         if texts < PATTERN_MIN_EXAMPLES:
             return []
         reference = self.deploy_prompt if self.deploy_prompt is not None else self._usual_prompt()
         known = STOPWORDS | set(normalize_text(" ".join([reference or "", *self.expected_phrases])).split())
-        common = {w for w, n in counts.items() if n >= COMMON_WORD_SHARE * texts and w not in known}
+        common = self.user_words.common(COMMON_WORD_SHARE, known)
         if not common:
             return []
-        runs: Counter[tuple[str, ...]] = Counter()
-        for _, example in fetch(set(range(len(self)))):  # rare: only a leaky dataset gets here
-            runs.update(set(_runs(normalize_text(example.user_text()).split(), common)))
+        runs = common_runs((normalize_text(example.user_text()).split()  # rare: only a leaky dataset gets here
+                            for _, example in fetch(set(range(len(self))))), set(common))
         phrases, covered = [], set()
         for run, _ in sorted(runs.items(), key=lambda item: (-item[1], -len(item[0]), item[0])):
             if not set(run) <= covered:
                 phrases.append(run)
                 covered |= set(run)
         shown = ", ".join(f"'{' '.join(p)}'" for p in phrases)
-        share = min(counts[w] for w in common)
         return [Finding("warning", "common_user_words",
-                        f"{shown} {'appears' if len(phrases) == 1 else 'appear'} in at least {share} of {texts} user "
-                        "messages but not in the deploy prompt: if real users will not type it, it leaked from the "
-                        "script that built the data; remove it, or put it in the deploy prompt if every request "
-                        "really has it.", **self.where(self.first_user_text))]
+                        f"{shown} {'appears' if len(phrases) == 1 else 'appear'} in at least {min(common.values())} of "
+                        f"{texts} user messages but not in the deploy prompt: if real users will not type it, it leaked "
+                        "from the script that built the data; remove it, or put it in the deploy prompt if every "
+                        "request really has it.", **self.where(self.user_words.first_text))]
 
     def _size(self) -> list[Finding]:
         n = len(self)
@@ -362,13 +355,3 @@ class Checker:
                             f"only {n} examples: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
                             "usually take 50-100; add more.")]
         return []
-
-
-def _runs(words: list[str], common: set[str]) -> Iterable[tuple[str, ...]]:
-    run: list[str] = []
-    for word in [*words, ""]:
-        if word in common:
-            run.append(word)
-        elif run:
-            yield tuple(run)
-            run = []

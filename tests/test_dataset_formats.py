@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from playground.dataset_store import import_file, iter_examples, list_datasets
-from playground.datasets import Example, TrainingMessage
+from playground.datasets import Example, Source, TrainingMessage
 from playground.errors import FileProblem
 from playground.format_readers import parse_lines, read_examples
-from playground.format_writers import unfit_reason, write_examples
+from playground.format_writers import to_record, unfit_reason, write_examples
 from playground.formats import FORMATS, BadLines, UnfitExamples, detect_format
 from playground.store import Store
 from playground.tokens import count_text
@@ -214,6 +214,45 @@ def test_a_preference_example_exports_as_prompt_plus_chosen_to_chat_formats(tmp_
 def test_other_common_spellings_of_the_formats_are_read(tmp_path, record, expected):
     examples, _ = read_examples(lines_file(tmp_path, json.dumps(record)))
     assert content(examples) == [expected]
+
+
+# ---------------------------------------------------------------- the quick ways give what the general ones give
+
+TRICKY_TEXTS = ["plain text", 'a "quoted" word', "back\\slash", "tab\there", "two\nlines", "bell\x07", "del\x7f",
+                "Ça va? 你好 🙂", "line\u2028separator", "<|endoftext|>", " padded "]
+
+
+@pytest.mark.parametrize("format", ["openai-chat", "trl-messages"])
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_a_chat_line_is_what_json_dumps_writes_for_its_record(tmp_path, format, text):
+    weighted = Example(messages=[TrainingMessage(role="user", content=text),
+                                 TrainingMessage(role="assistant", content=text, weight=1)])
+    examples = [chat(text, text, system=text), chat("Where?", text), weighted, PREFERENCE[0]]
+    path = tmp_path / "out.jsonl"
+    write_examples(examples, path, format)
+    assert path.read_text(encoding="utf-8") == "".join(
+        json.dumps(to_record(e, format), ensure_ascii=False) + "\n" for e in examples)
+
+
+@pytest.mark.parametrize("record", [
+    GOOD,
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo.", "weight": 1}]},
+    {"system": "Be terse.", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo."}]},
+    {"prompt": "Capital of Wales?", "completion": "Cardiff."},
+    {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello."}]},
+])
+def test_an_example_read_without_validating_it_again_is_the_validated_one(tmp_path, record):
+    path = lines_file(tmp_path, json.dumps(record))
+    [example], _ = read_examples(path)
+    validated = Example(messages=[TrainingMessage(**m.model_dump(exclude_unset=True)) for m in example.messages],
+                        source=Source(file=str(path), line=1))
+    assert example.model_dump() == validated.model_dump() | {"created_at": example.created_at}
+    assert repr(example).replace(example.created_at, "") == repr(validated).replace(validated.created_at, "")
+    assert example.model_fields_set == validated.model_fields_set
+    assert example.source.model_fields_set == validated.source.model_fields_set
+    assert [m.model_fields_set for m in example.messages] == [m.model_fields_set for m in validated.messages]
+    assert example.messages == validated.messages and hash(example.messages[0]) == hash(validated.messages[0])
+    assert all(type(m) is TrainingMessage for m in example.messages)
 
 
 # ---------------------------------------------------------------- examples a format cannot hold

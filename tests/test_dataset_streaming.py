@@ -5,15 +5,19 @@ import random
 import time
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from playground.dataset_stats import example_tokens
 from playground.datasets import Example, TrainingMessage
-from playground.duplicates import duplicate_links, word_set
+from playground.duplicates import duplicate_links, normalize_text, word_bytes, word_set
 from playground.exports import export_file
-from playground.fingerprints import BATCH, DuplicateIndex, word_set_of, words_text
+from playground.fingerprints import (
+    BATCH, DuplicateIndex, band_hashes, byte_powers, word_hashes, word_set_of, words_text,
+)
 from playground.format_readers import parse_lines
 from playground.tokens import count_messages
+from playground.user_words import UserWordCounts, word_keys
 from playground.validation import check_file, validate_examples
 
 SYSTEM = "Answer questions about Brindlecombe in a few words."
@@ -48,6 +52,40 @@ def test_example_tokens_are_counted_as_count_messages_counts_them(model, text):
     preference = Example(messages=[TrainingMessage(role="user", content=text)], chosen="yes " + text, rejected="no")
     for e in (example, preference):
         assert example_tokens(e, model) == count_messages(e.conversation(), model)
+
+
+TEXTS = ["Hello, World!", "a\tb\x0bc\x1cd\x1fe\rf\ng", "wörd Ünïcode naïve ﬁne İstanbul Straße", "", "  ",
+         "🙂, «quoted»; (x)", "line\u2028sep\u00a0nbsp\u3000wide", "ctl\x01char del\x7f", "don't e.g. 1,000 x_y",
+         "x" * 63 + " " + "y" * 64 + " " + "z" * 65 + "   " + "w" * 300, "PARIS paris Paris,"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_word_bytes_hold_the_normalized_words(text):
+    assert [w for w in word_bytes(text).split(b" ") if w] == [w.encode() for w in normalize_text(text).split()]
+
+
+def splitmix(x: int) -> int:
+    mask = 2**64 - 1
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return x ^ (x >> 31)
+
+
+def test_word_hashes_follow_their_definition_word_by_word():
+    texts = [word_bytes(t) for t in TEXTS]
+    hashes, owners = word_hashes(texts)
+    powers = [pow(1099511628211, min(i, 63), 2**64) for i in range(400)]  # the offset capped at 63
+    expected = [(splitmix(sum((byte + 1) * powers[i] for i, byte in enumerate(word)) % 2**64), n)
+                for n, text in enumerate(texts) for word in text.split(b" ") if word]
+    assert list(zip(hashes.tolist(), owners.tolist())) == expected
+
+
+def test_band_hashes_do_not_depend_on_the_batch():
+    texts = [word_bytes(t) for t in TEXTS * 3]
+    together = band_hashes(texts)
+    assert [band_hashes([t]).tolist()[0] for t in texts] == together.tolist()
+    assert band_hashes(texts, byte_powers(5)).tolist() == together.tolist()  # too few powers: computed anew
+    assert (together[[i for i, t in enumerate(texts) if not t.strip()]] == 0).all()  # no words, no bands
 
 
 def random_examples(rng: random.Random, n: int) -> list[Example]:
@@ -178,3 +216,15 @@ def test_checking_a_file_keeps_memory_flat(tmp_path):
     # A few hundred bytes more per example (fingerprints, a token count, new words), not the example itself.
     assert peaks[8_000] - peaks[2_000] < 400 * 6_000 < size, (peaks, size)
     assert peaks[8_000] < 1.5 * peaks[2_000], peaks
+
+
+def test_user_words_are_counted_once_a_message_across_batches_of_any_span():
+    messages = {3: "alpha beta alpha", 4: "beta", 300: "alpha gamma", 301: "alpha alpha", 700: "delta"}
+    counts = UserWordCounts()
+    texts = [word_bytes(messages[i]) for i in sorted(messages)]
+    hashes, owners = word_hashes(texts)
+    counts.add(hashes, np.array(sorted(messages))[owners])  # one call spanning more than 256 examples
+    keys = {word: key for word, key in zip("alpha beta gamma delta".split(), word_keys(["alpha beta gamma delta"])[0])}
+    assert {word: counts.counts[key] for word, key in keys.items()} == {"alpha": 3, "beta": 2, "gamma": 1, "delta": 1}
+    assert (counts.texts, counts.first_text) == (5, 3)
+    assert counts.common(0.6, known={"beta"}) == {keys["alpha"]: 3}
