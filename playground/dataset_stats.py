@@ -5,11 +5,12 @@ The epochs rule, context limits and prices follow OpenAI's fine-tuning docs and 
 
 import functools
 import math
-import statistics
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+
+import numpy as np
 
 from .datasets import DEFAULT_MODEL, Example, TrainingMessage
 from .tokens import base_model, count_text, encoding_name, text_counter
@@ -87,6 +88,8 @@ def default_epochs(n_examples: int) -> int:
 
 def billed_tokens(token_counts: Iterable[int], limit: int, epochs: int) -> int:
     """Tokens beyond the context are cut before training, so they are not billed."""
+    if isinstance(token_counts, np.ndarray):
+        return int(np.minimum(token_counts, limit).sum()) * epochs
     return sum(min(limit, n) for n in token_counts) * epochs
 
 
@@ -139,15 +142,16 @@ def dataset_stats(examples: Iterable[Example], model: str = DEFAULT_MODEL, epoch
 def stats_from_counts(counts: Sequence[int], model: str = DEFAULT_MODEL, excluded: int = 0, epochs: int | None = None,
                       prices: Mapping[str, float] | None = None) -> DatasetStats:
     """The statistics of examples with these token counts (one per example trained on)."""
-    counts = sorted(counts)
-    limit = context_limit(model)
+    counts = np.sort(np.asarray(counts, dtype=np.int64))  # a large file's counts, sorted without a list of ints
+    n, limit = len(counts), context_limit(model)
+    middle = (int(counts[n // 2]) if n % 2 else (int(counts[n // 2 - 1]) + int(counts[n // 2])) / 2) if n else 0
     return DatasetStats(
-        model=model, examples=len(counts), excluded=excluded,
-        tokens_min=counts[0] if counts else 0,
-        tokens_median=statistics.median(counts) if counts else 0,
-        tokens_p95=counts[max(0, math.ceil(0.95 * len(counts)) - 1)] if counts else 0,
-        tokens_max=counts[-1] if counts else 0,
-        tokens_total=sum(counts), context_limit=limit, over_limit=sum(1 for n in counts if n > limit),
+        model=model, examples=n, excluded=excluded,
+        tokens_min=int(counts[0]) if n else 0,
+        tokens_median=middle,  # as statistics.median gives it: the middle count, or the mean of the two middle ones
+        tokens_p95=int(counts[max(0, math.ceil(0.95 * n) - 1)]) if n else 0,
+        tokens_max=int(counts[-1]) if n else 0,
+        tokens_total=int(counts.sum()), context_limit=limit, over_limit=n - int(np.searchsorted(counts, limit, "right")),
         cost=_cost(model, counts, epochs, prices),
     )
 

@@ -25,8 +25,8 @@ def now() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _utc_millisecond(ms: int) -> str:
-    # Kept for the millisecond: a file is read at dozens of examples a millisecond, and formatting the time each
-    # time costs a third as much as building the example.
+    # Kept for the millisecond: a file is read at several examples a millisecond, and formatting the time for each
+    # cost a third as much as building it.
     return datetime.fromtimestamp(ms // 1000, timezone.utc).replace(microsecond=ms % 1000 * 1000).isoformat(
         timespec="milliseconds")
 

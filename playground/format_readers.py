@@ -5,6 +5,7 @@ with its number and a message that says how to fix it.
 """
 
 import codecs
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -142,13 +143,20 @@ def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None =
         if type(item) is dict and "weight" not in item and len(item) == 2:  # the usual, good message: checked quickly
             role, content = item.get(role_key), item.get(content_key)
             if type(role) is str and role in roles and type(content) is str and content.strip():
-                messages.append(checked_message(roles[role], content))  # what validating would build
+                role = roles[role]  # what validating would build:
+                messages.append(_system_message(content) if role == "system" else checked_message(role, content))
                 continue
         message = _message(item, f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}",
                            problems, roles, role_key, content_key, allow_weight)
         if message is not None:
             messages.append(message)
     return messages
+
+
+@functools.lru_cache(maxsize=1)
+def _system_message(content: str) -> TrainingMessage:
+    # A dataset repeats one system prompt: one (immutable) message serves every example that has it.
+    return checked_message("system", content)
 
 
 def _message(item, where: str, problems: list, roles: Mapping[str, str], role_key: str, content_key: str,

@@ -189,7 +189,8 @@ class Checker:
         """Check each parsed line of a file as it passes through (so the caller can write it out meanwhile)."""
         for parsed in parsed_lines:
             self.last_line = parsed.line
-            self.line_problems += [Finding("error", p.code, p.message, line=p.line) for p in parsed.problems]
+            if parsed.problems:
+                self.line_problems += [Finding("error", p.code, p.message, line=p.line) for p in parsed.problems]
             if parsed.example is not None:
                 self.add(parsed.example)
             yield parsed
