@@ -2,7 +2,7 @@
 
 `duplicate_links` (duplicates.py) holds every example and compares candidates found by prefix filtering; on large
 sets of natural text that turns quadratic (every example shares some fairly rare word with hundreds of others).
-This index keeps 8 bytes per key and band per example (about 150 bytes in flat arrays) and finds the same links:
+This index keeps 8 bytes per key and 4 per band per example (about 80 bytes in flat arrays) and finds the same links:
 
 - exact copies and copies with the same user turns: hashed keys, grouped by sorting at the end;
 - near copies (Jaccard >= threshold on the word sets) by locality-sensitive hashing: each example's words get
@@ -80,7 +80,7 @@ class DuplicateIndex:
         (word_hashes), and the index of the example each word is in: the hashing is done once for both."""
         self.threshold = threshold
         self.exact, self.user = array("q"), array("q")
-        self.bands = array("q")  # BANDS per example
+        self.bands = array("I")  # BANDS per example, the low 32 bits of each (see _band_keys)
         self._batch: list[bytes] = []  # two texts an example: the words of its user turns, then of its replies
         self._user_words = user_words
         self._powers = byte_powers(0)  # grown to the longest batch, kept: computing them costs as much as using them
@@ -109,7 +109,7 @@ class DuplicateIndex:
             self._powers = byte_powers(size + size // 8)
         hashes, texts = word_hashes(self._batch, self._powers)
         examples, n = texts >> 1, len(self._batch) // 2
-        self.bands.frombytes(bands_of_words(hashes, examples, n).tobytes())
+        self.bands.frombytes(_band_keys(bands_of_words(hashes, examples, n)).tobytes())
         user = (texts & 1) == 0
         self.user.frombytes(sequence_hashes(hashes[user], examples[user], n).tobytes())
         if self._user_words is not None:
@@ -145,7 +145,7 @@ class DuplicateIndex:
         found: dict[int, set[int]] = {}
         if n < 2:
             return found
-        bands = np.frombuffer(self.bands, dtype=np.int64).reshape(n, BANDS)
+        bands = np.frombuffer(self.bands, dtype=np.uint32).reshape(n, BANDS)
         members = np.flatnonzero(representative & (bands[:, 0] != 0))  # 0: no words at all
         for b in range(BANDS):
             keys = bands[members, b]
@@ -180,17 +180,27 @@ def _similar(a: frozenset, b: frozenset, threshold: float) -> bool:
     return bool(a and b) and len(a & b) / len(a | b) >= threshold
 
 
+def _band_keys(bands: np.ndarray) -> np.ndarray:
+    """The low 32 bits of each band hash, 0 still for a text with no words: half the memory a large file's bands
+    take. Two bands that agree in them by chance only make a candidate more, whose words are compared exactly."""
+    keys = (bands.view(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    keys[(keys == 0) & (bands != 0)] = 1
+    return keys
+
+
 def _first_of_group(keys: np.ndarray) -> np.ndarray:
     """For each position, the first position holding the same key."""
     n = len(keys)
     if not n:
         return np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(n), keys))
+    order = np.argsort(keys, kind="stable")  # equal keys in file order (and no array of positions to sort by)
     sorted_keys = keys[order]
     starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    group_first = order[np.flatnonzero(starts)]
+    del sorted_keys
+    group = np.cumsum(starts)
+    group -= 1
     first = np.empty(n, np.int64)
-    first[order] = group_first[np.cumsum(starts) - 1]
+    first[order] = order[np.flatnonzero(starts)][group]
     return first
 
 
