@@ -37,7 +37,6 @@ SKETCHES = BANDS * ROWS // BINS
 BATCH = 256  # examples hashed together
 CANDIDATES = 32  # per band bucket: the earliest members an example is compared with
 NO_KEY = 0  # the user key of an example with no user text: never a duplicate by it
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _RNG = np.random.default_rng(20240611)  # fixed: the same examples always get the same fingerprints
 _SEEDS = _RNG.integers(1, 2**63, size=SKETCHES, dtype=np.uint64)

@@ -246,10 +246,7 @@ def _read_openai_dpo(record: dict, problems: list) -> dict:
         problems.append(("missing_messages_list", "has no 'input': {\"messages\": [...]}."))
         return {}
     messages = _messages(given["messages"], "input", problems)
-    chosen = _one_reply(record.get("preferred_output"), "preferred_output", problems)
-    rejected = _one_reply(record.get("non_preferred_output"), "non_preferred_output", problems)
-    _prompt_ends_with_user(messages, problems)
-    return {"messages": messages, "chosen": chosen, "rejected": rejected}
+    return _preference(record, messages, "preferred_output", "non_preferred_output", problems)
 
 
 def _read_trl_prompt_completion(record: dict, problems: list) -> dict:
@@ -268,8 +265,14 @@ def _read_trl_preference(record: dict, problems: list) -> dict:
     given = record["prompt"]
     prompt = [TrainingMessage(role="user", content=given)] if isinstance(given, str) and given.strip() \
         else _messages(given, "prompt", problems)
-    chosen = _one_reply(record.get("chosen"), "chosen", problems)
-    rejected = _one_reply(record.get("rejected"), "rejected", problems)
+    return _preference(record, prompt, "chosen", "rejected", problems)
+
+
+def _preference(record: dict, prompt: list[TrainingMessage], chosen_key: str, rejected_key: str,
+                problems: list) -> dict:
+    """A preference example from its prompt and the record's chosen and rejected replies (one message each)."""
+    chosen = _one_reply(record.get(chosen_key), chosen_key, problems)
+    rejected = _one_reply(record.get(rejected_key), rejected_key, problems)
     _prompt_ends_with_user(prompt, problems)
     return {"messages": prompt, "chosen": chosen, "rejected": rejected}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .answer_order import ORDERED_PAIRS_SHARE, answer_items, input_order_share, last_exchange  # noqa: F401 (re-exported)
+from .answer_order import ORDERED_PAIRS_SHARE, input_order_share, last_exchange
 from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stats_from_counts
 from .datasets import DEFAULT_MODEL, Example
 from .duplicates import duplicate_links, normalize_text, word_bytes

@@ -14,7 +14,7 @@ from .errors import PlaygroundError
 from .personas import Persona
 from .store import Store
 from .transcripts import ConversionError, ConversionOptions, convert, sent_chat_from_exchanges
-from .votes import PreferencePair, VoteFilter, preference_pairs, voted_rounds
+from .votes import PreferencePair, VoteFilter, pairs_of, voted_rounds
 
 TAG = "ab-vote"
 
@@ -68,7 +68,7 @@ def add_vote_pairs(store: Store, dataset: str, personas: Mapping[str, Persona], 
     if not rounds:
         raise PlaygroundError("No votes match: vote on rounds in A/B › Compare, or widen the filters "
                               "(persona, dates, blind votes only).")
-    pairs = preference_pairs(store, where)
+    pairs = pairs_of(store, rounds)
     # The same text as chosen and rejected teaches a preference trainer nothing (its loss has no gradient).
     distinct = [p for p in pairs if p.chosen.strip() != p.rejected.strip()]
     try:

@@ -224,8 +224,13 @@ def preference_pairs(store: Store, where: VoteFilter = VoteFilter(blind_only=Fal
     The prompt is the chosen reply's request as it was sent (system prompt, few-shot turns, history): each
     column keeps its own history, so that is the context the chosen reply answers.
     """
+    return pairs_of(store, voted_rounds(store, where))
+
+
+def pairs_of(store: Store, rounds: list[VotedRound]) -> list[PreferencePair]:
+    """The preference pairs of rounds already read with voted_rounds."""
     pairs = []
-    for voted in voted_rounds(store, where):
+    for voted in rounds:
         if voted.outcome != "better":
             continue
         winner = next((r for r in voted.replies if r["column_index"] == voted.winner_column), None)

@@ -4,9 +4,8 @@ import random
 import pytest
 
 from playground.datasets import Example, TrainingMessage
-from playground.validation import (
-    Finding, answer_items, has_errors, input_order_share, validate_examples, validate_file, validate_splits,
-)
+from playground.answer_order import answer_items, input_order_share
+from playground.validation import Finding, has_errors, validate_examples, validate_file, validate_splits
 
 SYSTEM = "Group the 16 words into 4 groups of 4 and name each group."
 

@@ -128,7 +128,7 @@ class TranscriptSource:
     Chat gives its own chat; A/B gives the conversation of the column picked in the panel."""
 
     inputs: list
-    conversation: Callable[..., Conversation]  # never raises: an empty conversation when there is none
+    conversation: Callable[..., Conversation | None]  # None while a reply streams; empty when there is none
     settings: Callable[..., ChatSettings]  # raises PlaygroundError saying what to do first
     changed: list  # components whose change means the transcript may have changed
     controls: list = field(default_factory=list)  # the source's own controls, shown at the top of the panel
@@ -256,10 +256,16 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
         except PlaygroundError as e:
             return {p.preview: "", p.summary: error_notice(str(e))}
 
-    def on_chat_changed(*raw):
-        v = PanelValues.of(source, raw)
-        if v.conversation is None:
-            return {}  # a reply is streaming: refreshed once it is finished, not at every token
+    def when_finished(handler):
+        """The handler, given the panel's values; while a reply is streaming it changes nothing (it runs again
+        once the reply is finished, not at every token)."""
+        def run(*raw):
+            v = PanelValues.of(source, raw)
+            return {} if v.conversation is None else handler(v)
+        return run
+
+    @when_finished
+    def on_chat_changed(v: PanelValues):
         if v.edits.get("conversation") != v.conversation.id:
             v.edits, v.turn, v.text = {}, None, None
         choices = reply_choices(v.conversation)
@@ -272,24 +278,18 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
                 p.correct_turn: gr.update(choices=message_choices(v.conversation), value=turn),
                 **({} if turn is not None else {p.correct_text: ""})}
 
-    def on_pick_message(*raw):
-        v = PanelValues.of(source, raw)
-        if v.conversation is None:
-            return {}
+    @when_finished
+    def on_pick_message(v: PanelValues):
         v.edits = {"conversation": v.conversation.id, "edits": v.saved_edits()}
         return picked(v, v.turn_index())
 
-    def on_upto(*raw):
-        v = PanelValues.of(source, raw)
-        if v.conversation is None:
-            return {}
+    @when_finished
+    def on_upto(v: PanelValues):
         v.edits = {"conversation": v.conversation.id, "edits": v.made_edits()}
         return picked(v, None if v.upto in (None, LAST_REPLY) else int(v.upto))
 
-    def on_revert(*raw):
-        v = PanelValues.of(source, raw)
-        if v.conversation is None:
-            return {}
+    @when_finished
+    def on_revert(v: PanelValues):
         v.edits = {}
         return picked(v, v.turn_index())
 
