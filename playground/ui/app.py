@@ -11,6 +11,7 @@ from .demo_app import build_demo_app
 from .finetune_tab import build_finetune_tab
 from .history_tab import build_history_tab
 from .templates_tab import build_templates_tab
+from .web_guard import WebPolicy, web_middleware
 
 LAUNCH_DEFAULTS = {
     # Gradio's run history keeps inputs in the browser's localStorage; keys and chats must not end up there.
@@ -24,13 +25,22 @@ LAUNCH_DEFAULTS = {
 PRIVATE_FILES = ("playground.db", "playground.db-wal", "playground.db-shm", "providers.json", "prices.json", "finetune")
 
 
-def launch_options(services: Services) -> dict:
-    """LAUNCH_DEFAULTS plus file access: downloads come only from HOME/exports, never from the rest of HOME."""
+MAX_UPLOAD_MB = 100  # a dataset file for fine-tuning is rarely bigger; --max-upload-mb changes it
+
+
+def launch_options(services: Services, *, demo: bool = False, remote_media: bool = False,
+                   max_upload_mb: int = MAX_UPLOAD_MB) -> dict:
+    """LAUNCH_DEFAULTS plus what the server lets through: downloads only from HOME/exports, never from the rest of
+    HOME; uploads up to a size (none in demo mode); the login wall and the no-remote-media policy (web_guard.py)."""
     exports = services.home / "exports"
     exports.mkdir(parents=True, exist_ok=True)
     private = {services.home / name for name in PRIVATE_FILES}
     private |= {p for p in services.home.iterdir() if p != exports}
-    return {**LAUNCH_DEFAULTS, "allowed_paths": [str(exports)], "blocked_paths": sorted(str(p) for p in private)}
+    policy = WebPolicy(remote_media=remote_media, uploads=not demo)
+    return {**LAUNCH_DEFAULTS, "allowed_paths": [str(exports)], "blocked_paths": sorted(str(p) for p in private),
+            "max_file_size": 0 if demo else max_upload_mb * 1024 * 1024,
+            # A fresh dict each time: Gradio adds its own keys to it.
+            "app_kwargs": {"middleware": [web_middleware(policy)]}}
 
 
 def persona_lists(services: Services):
