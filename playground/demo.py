@@ -2,8 +2,10 @@
 
 A guest picks a persona and a model from short lists, and types; nothing else is theirs to change. Every
 request is checked here, server-side, because a guest can call the API directly as well as through the page:
-the persona and model must be on the lists, max tokens is capped, and requests are rate-limited per browser
-session and for everyone together. Exchanges are logged on the host like any other.
+the persona and model must be on the lists, max tokens is capped, a message and the prompt it makes have a size
+limit, and requests are rate-limited per visitor and for everyone together. A visitor is who the client cannot
+choose: the login and the address the request came from (never Gradio's session hash, which the client picks).
+Exchanges are logged on the host like any other.
 """
 
 import threading
@@ -12,10 +14,12 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .chat import ChatSettings
+from .chat import ChatSettings, build_request
+from .conversation import Conversation
 from .errors import PlaygroundError
 from .personas import Persona
 from .ratelimit import RateLimited, RateLimiter, seconds
+from .tokens import count_messages
 
 WINDOW_S = 60.0
 
@@ -27,8 +31,22 @@ class DemoSettings(BaseModel):
     models: list[str] = Field(min_length=1, description="Models a guest may pick (provider:model or a name).")
     max_tokens: int = Field(256, ge=1, le=4096, description="Most tokens a reply may have, whatever the persona says.")
     per_session_per_minute: int = Field(10, ge=1, le=1000,
-                                        description="Requests one browser session may make a minute.")
+                                        description="Requests one visitor (login and address) may make a minute.")
     total_per_minute: int = Field(60, ge=1, le=10000, description="Requests all guests together may make a minute.")
+    max_chars: int = Field(4000, ge=1, le=1_000_000, description="Most characters a guest's message may have.")
+    max_prompt_tokens: int = Field(4096, ge=1, le=1_000_000,
+                                   description="Most tokens the prompt sent to the model may have (system prompt, "
+                                               "examples, the chat so far and the new message).")
+
+
+class MessageTooLong(PlaygroundError):
+    pass
+
+
+def visitor(username: str | None, address: str | None) -> str:
+    """The rate limit's key: what the client cannot choose. Behind a proxy, the address is the proxy's unless the
+    server was told to trust it (--trusted-proxy)."""
+    return f"{username or '-'}@{address or 'unknown'}"
 
 
 def demo_settings(personas: dict[str, Persona], persona_names: str, model_names: str | None = None,
@@ -74,10 +92,23 @@ class DemoChat:
             update={"max_tokens": min(settings.params.max_tokens, self.settings.max_tokens)})
         return settings
 
-    def admit(self, session: str) -> None:
-        """Count one request for the session, or raise RateLimited saying how long to wait."""
+    def check_size(self, persona_name: str, settings: ChatSettings, conversation: Conversation, text: str) -> None:
+        """Refuse a message over the character cap, or one whose prompt (with the chat so far) is over the token cap.
+        `conversation` already ends with the message."""
+        if len(text) > self.settings.max_chars:
+            raise MessageTooLong(f"This message has {len(text)} characters; the demo takes at most "
+                                 f"{self.settings.max_chars}. Shorten it and send it again.")
+        # Counted as chat messages: a completion model's prompt text is the same words with prefixes, near enough.
+        tokens = count_messages(build_request(self.personas[persona_name], settings, conversation).messages,
+                                settings.model)
+        if tokens > self.settings.max_prompt_tokens:
+            raise MessageTooLong(f"With this message the prompt would be {tokens} tokens; the demo sends at most "
+                                 f"{self.settings.max_prompt_tokens}. Shorten it, or start a New chat.")
+
+    def admit(self, visitor_key: str) -> None:
+        """Count one request for the visitor, or raise RateLimited saying how long to wait."""
         with self._lock:
-            mine, everyone = self.per_session.wait(session), self.everyone.wait("*")
+            mine, everyone = self.per_session.wait(visitor_key), self.everyone.wait("*")
             if mine:
                 raise RateLimited(
                     f"Demo limit reached: {self.settings.per_session_per_minute} messages a minute per visitor. "
@@ -86,5 +117,5 @@ class DemoChat:
                 raise RateLimited(
                     f"This demo is busy: it answers {self.settings.total_per_minute} messages a minute from all "
                     f"visitors together. Try again in {seconds(everyone)} s.", everyone)
-            self.per_session.record(session)
+            self.per_session.record(visitor_key)
             self.everyone.record("*")

@@ -15,6 +15,11 @@ from pathlib import Path
 from .errors import PlaygroundError
 
 AUTH_ENV = "PLAYGROUND_AUTH"
+# Uvicorn takes the client's address from X-Forwarded-For when the connection comes from one of these; by default
+# 127.0.0.1, so any local client could name its own address and dodge a per-visitor limit.
+PROXY_ENV = "FORWARDED_ALLOW_IPS"
+LOOPBACK_PROXIES = "127.0.0.1,::1"
+MAX_UPLOAD_MB = 100  # a dataset file for fine-tuning is rarely bigger
 SHARE_LIFETIME = timedelta(weeks=1)  # Gradio's share links last up to a week (best effort)
 GRADIO_SHARE_API = ("api.gradio.app", 443)
 PROBE_TIMEOUT_S = 3.0
@@ -44,6 +49,20 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Messages one demo visitor may send a minute (default 10).")
     parser.add_argument("--demo-total-rate", type=int, default=None, metavar="N",
                         help="Messages all demo visitors together may send a minute (default 60).")
+    parser.add_argument("--demo-max-chars", type=int, default=None, metavar="N",
+                        help="Longest message a demo guest may send, in characters (default 4000).")
+    parser.add_argument("--demo-max-prompt-tokens", type=int, default=None, metavar="N",
+                        help="Largest prompt a demo sends to the model, in tokens: system prompt, examples, the chat "
+                             "so far and the new message (default 4096).")
+    parser.add_argument("--max-upload-mb", type=int, default=None, metavar="N",
+                        help="Largest file the app takes, in megabytes (default 100; demo mode takes no files).")
+    parser.add_argument("--allow-remote-media", action="store_true",
+                        help="Let replies show pictures, audio, video and frames from other sites. Off by default: "
+                             "a reply with ![x](https://site/?q=...) would make each reader's browser call that "
+                             "site.")
+    parser.add_argument("--trusted-proxy", nargs="?", const=LOOPBACK_PROXIES, default=None, metavar="ADDRESS[,...]",
+                        help="The app is behind a reverse proxy at these addresses (default 127.0.0.1,::1): take a "
+                             "visitor's address from its X-Forwarded-For. Without it the header is ignored.")
 
 
 # --- logins --------------------------------------------------------------------------------------------
@@ -103,6 +122,14 @@ def share_expiry(started: datetime) -> datetime:
     return started + SHARE_LIFETIME
 
 
+def upload_limit(megabytes: int | None) -> int:
+    if megabytes is None:
+        return MAX_UPLOAD_MB
+    if megabytes < 1:
+        raise LaunchRefused(f"--max-upload-mb {megabytes}: give a size of at least 1 (megabytes).")
+    return megabytes
+
+
 # --- serving -------------------------------------------------------------------------------------------
 
 
@@ -123,17 +150,23 @@ def serve_app(args, make_services) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     try:
         demo = demo_settings(services.personas, args.demo, args.demo_models, max_tokens=args.demo_max_tokens,
-                             per_session_per_minute=args.demo_rate, total_per_minute=args.demo_total_rate) \
+                             per_session_per_minute=args.demo_rate, total_per_minute=args.demo_total_rate,
+                             max_chars=args.demo_max_chars, max_prompt_tokens=args.demo_max_prompt_tokens) \
             if args.demo else None
+        upload_mb = upload_limit(args.max_upload_mb)
     except (PlaygroundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     unreachable = share_unreachable(environ) if args.share else None
+    # Read by uvicorn when Gradio starts it; this process is the server, so its environment is the place.
+    os.environ[PROXY_ENV] = args.trusted_proxy or ""
     app = build_app(services, demo=demo)
     _, local_url, share_url = app.launch(
         server_name=args.host, server_port=args.port, share=args.share and not unreachable,
         auth=found or None, auth_message="Playground: log in with the user and password the host gave you.",
-        prevent_thread_lock=True, quiet=True, **launch_options(services))
+        prevent_thread_lock=True, quiet=True,
+        **launch_options(services, demo=demo is not None, remote_media=args.allow_remote_media,
+                         max_upload_mb=upload_mb))
     _report(local_url, share_url, args.share, unreachable, bool(found), demo)
     app.block_thread()
     return 0

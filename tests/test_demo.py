@@ -7,9 +7,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from playground.demo import DemoChat, DemoSettings, demo_settings
+from playground.demo import DemoChat, DemoSettings, MessageTooLong, demo_settings, visitor
 from playground.errors import PlaygroundError
+from playground.conversation import Conversation
 from playground.ratelimit import RateLimited, RateLimiter
+from playground.tokens import count_messages
 from playground.ui.demo_app import FAILED_REPLY
 from tests.gradio_outputs import last_set
 
@@ -114,10 +116,51 @@ def test_only_the_demo_personas_and_models_are_served(services, persona, model, 
         guard(services).chat_settings(persona, model)
 
 
+def asking(text: str) -> Conversation:
+    conversation = Conversation.start()
+    conversation.add_user(text)
+    return conversation
+
+
+def test_a_message_over_the_character_cap_is_refused_saying_the_cap(services):
+    chat = guard(services, max_chars=10)
+    settings = chat.chat_settings(RUDE, MODEL)
+    chat.check_size(RUDE, settings, asking("0123456789"), "0123456789")
+
+    with pytest.raises(MessageTooLong) as refused:
+        chat.check_size(RUDE, settings, asking("0123456789!"), "0123456789!")
+    assert str(refused.value) == ("This message has 11 characters; the demo takes at most 10. Shorten it and send it "
+                                  "again.")
+
+
+def test_a_prompt_over_the_token_cap_is_refused_saying_the_cap(services):
+    # The prompt is the persona's system prompt and examples plus the chat: a short message can still be too much.
+    from playground.chat import build_request
+
+    settings = guard(services).chat_settings(PROFESSOR, MODEL)
+    conversation = asking("How does the lamp work?")
+    prompt = count_messages(build_request(services.personas[PROFESSOR], settings, conversation).messages, MODEL)
+    assert prompt > 50  # the system prompt counts, not only the message
+    guard(services, max_prompt_tokens=prompt).check_size(PROFESSOR, settings, conversation, "How does the lamp work?")
+
+    with pytest.raises(MessageTooLong) as refused:
+        guard(services, max_prompt_tokens=prompt - 1).check_size(PROFESSOR, settings, conversation, "How does…")
+    assert str(refused.value) == (f"With this message the prompt would be {prompt} tokens; the demo sends at most "
+                                  f"{prompt - 1}. Shorten it, or start a New chat.")
+
+
+def test_a_visitor_is_the_login_and_the_address():
+    assert visitor("ana", "10.0.0.1") == visitor("ana", "10.0.0.1")
+    assert len({visitor("ana", "10.0.0.1"), visitor("bo", "10.0.0.1"), visitor("ana", "10.0.0.2"),
+                visitor(None, "10.0.0.1")}) == 4
+
+
 def test_demo_flags_are_parsed_and_checked(services):
     settings = demo_settings(services.personas, f"{PROFESSOR}, {RUDE}", None, max_tokens=50, per_session_per_minute=None)
     assert settings.personas == [PROFESSOR, RUDE] and settings.models == ["gpt-4o-mini"]
     assert settings.max_tokens == 50 and settings.per_session_per_minute == 10
+    assert settings.max_chars == 4000 and settings.max_prompt_tokens == 4096
+    assert demo_settings(services.personas, RUDE, None, max_chars=300, max_prompt_tokens=900).max_chars == 300
     assert demo_settings(services.personas, RUDE, "local:gpt-4o-mini,local:echo").models == [MODEL, "local:echo"]
     with pytest.raises(PlaygroundError, match="No persona named 'Nobody' for --demo: choose from"):
         demo_settings(services.personas, "Nobody")
@@ -126,14 +169,27 @@ def test_demo_flags_are_parsed_and_checked(services):
 # --- the demo app, as a guest's client sees it ----------------------------------------------------------
 
 
-@pytest.fixture
-def demo_url(services):
+def launched_demo(services, **limits):
     from playground.ui.app import build_app, launch_options
 
     settings = DemoSettings(personas=[PROFESSOR, RUDE], models=[MODEL, "local:fault-500"], max_tokens=5,
-                            per_session_per_minute=2, total_per_minute=100)
+                            total_per_minute=100, max_chars=200, **limits)
     app = build_app(services, demo=settings)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                           **launch_options(services, demo=True))
+    return app, url
+
+
+@pytest.fixture
+def demo_url(services):
+    app, url = launched_demo(services, per_session_per_minute=2)
+    yield url
+    app.close()
+
+
+@pytest.fixture
+def roomy_demo_url(services):
+    app, url = launched_demo(services, per_session_per_minute=50)
     yield url
     app.close()
 
@@ -159,7 +215,7 @@ def test_a_guest_chats_with_capped_replies_and_every_exchange_is_logged(demo_url
     assert "gpt-4o-mini ·" not in text(chat[-1])  # no metrics or costs for guests
 
 
-def test_the_rate_limit_holds_per_session_with_a_clear_message(demo_url, services):
+def test_the_rate_limit_holds_per_visitor_with_a_clear_message(demo_url, services):
     client = Client(demo_url, verbose=False)
     client.predict("one", RUDE, MODEL, api_name="/send")
     client.predict("two", RUDE, MODEL, api_name="/send")
@@ -170,8 +226,41 @@ def test_the_rate_limit_holds_per_session_with_a_clear_message(demo_url, service
     assert box == "three"  # the typed message is kept
     assert [text(m) for m in chat if m["role"] == "user"] == ["one", "two"]
     assert len(services.store.exchanges()) == 2
-    other = Client(demo_url, verbose=False)  # another visitor has their own allowance
-    assert other.predict("hello", RUDE, MODEL, api_name="/send")[2] == ""
+
+
+def test_a_fresh_session_per_message_does_not_reset_the_limit(demo_url, services):
+    # The session hash is the client's to pick (gradio_client makes a new one per Client): the limit is keyed on
+    # the login and the address instead. Another login's allowance is tested in test_demo_login.py.
+    notices = [Client(demo_url, verbose=False).predict(f"m{n}", RUDE, MODEL, api_name="/send")[2] for n in range(6)]
+
+    assert notices[:2] == ["", ""]
+    assert all("Demo limit reached" in n for n in notices[2:])
+    assert len(services.store.exchanges()) == 2
+
+
+def test_a_long_message_is_refused_with_the_limit_and_kept(demo_url, services, fake_server):
+    long = "word " * 41  # 205 characters, the fixture's cap is 200
+    chat, box, notice = Client(demo_url, verbose=False).predict(long, RUDE, MODEL, api_name="/send")
+
+    assert "This message has 205 characters; the demo takes at most 200" in notice
+    assert box == long and not [m for m in chat if m["role"] == "user"]
+    assert services.store.exchanges() == []
+    assert not [r for r in fake_server.requests if r["path"].endswith("/completions")]
+
+
+def test_every_session_and_new_chat_is_a_conversation_of_its_own(roomy_demo_url, services):
+    first, second = Client(roomy_demo_url, verbose=False), Client(roomy_demo_url, verbose=False)
+    first.predict("from the first visitor", RUDE, MODEL, api_name="/send")
+    second.predict("from the second visitor", RUDE, MODEL, api_name="/send")
+    first.predict("still the first", RUDE, MODEL, api_name="/send")
+
+    rows = services.store.conversations()
+    assert sorted(row["title"] for row in rows) == ["from the first visitor", "from the second visitor"]
+    first.predict(RUDE, api_name="/new_chat")
+    first.predict("a new chat", RUDE, MODEL, api_name="/send")
+    assert len({row["id"] for row in services.store.conversations()}) == 3
+    assert {e["conversation_id"] for e in services.store.exchanges()} == {row["id"] for row in
+                                                                          services.store.conversations()}
 
 
 @pytest.mark.parametrize("persona, model", [(RUDE, "local:gpt-4o"), ("Location Extractor", MODEL)])

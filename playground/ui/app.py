@@ -3,6 +3,7 @@
 import gradio as gr
 
 from ..demo import DemoSettings
+from ..serving import MAX_UPLOAD_MB
 from ..services import Services
 from .ab_tab import build_ab_tab
 from .chat_tab import build_chat_tab
@@ -23,9 +24,6 @@ LAUNCH_DEFAULTS = {
 
 # What the host keeps to itself: the log and settings, and the files a fine-tuning job was made from.
 PRIVATE_FILES = ("playground.db", "playground.db-wal", "playground.db-shm", "providers.json", "prices.json", "finetune")
-
-
-MAX_UPLOAD_MB = 100  # a dataset file for fine-tuning is rarely bigger; --max-upload-mb changes it
 
 
 def launch_options(services: Services, *, demo: bool = False, remote_media: bool = False,

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..chat import check_message, stream_reply
 from ..conversation import Conversation, Turn
-from ..demo import DemoChat, DemoSettings
+from ..demo import DemoChat, DemoSettings, visitor
 from ..errors import PlaygroundError
 from ..services import Services
 from .format import error_notice
@@ -40,9 +40,8 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
             persona = gr.Dropdown(settings.personas, value=first.name, label="Persona", info=first.description,
                                   allow_custom_value=False)
             model = gr.Dropdown(settings.models, value=settings.models[0], label="Model", allow_custom_value=False)
-        start = Conversation.start(first.greeting)
-        chatbot = gr.Chatbot(demo_chatbot(start), label="Chat", height=480, buttons=["copy"],
-                             group_consecutive_messages=False)
+        chatbot = gr.Chatbot(demo_chatbot(Conversation.start(first.greeting)), label="Chat", height=480,
+                             buttons=["copy"], group_consecutive_messages=False)
         notice = gr.Markdown("", elem_id="chat-notice")
         with gr.Row():
             message = gr.Textbox(label="Message", placeholder="Type a message and press Enter", lines=2, max_lines=8,
@@ -50,23 +49,29 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
             with gr.Column(scale=1, min_width=100):
                 send = gr.Button("Send", variant="primary")
                 new_chat = gr.Button("New chat")
-        gr.Markdown(f"<sub>A demo: replies are capped at {settings.max_tokens} tokens and each visitor may send "
-                    f"{settings.per_session_per_minute} messages a minute. The host keeps a log of these chats.</sub>")
-        state = gr.State(start)
+        gr.Markdown(f"<sub>A demo: messages up to {settings.max_chars} characters, replies capped at "
+                    f"{settings.max_tokens} tokens, and each visitor may send {settings.per_session_per_minute} "
+                    "messages a minute. The host keeps a log of these chats.</sub>")
+        # None until the first message: each session then starts a conversation of its own. (A shared starting
+        # Conversation would put every visitor in one conversation; a callable State adds a public load endpoint.)
+        state = gr.State(None)
         outputs = [chatbot, state, message, notice]
 
         def on_send(text, conversation, persona_name, model_name, request: gr.Request):
             try:
                 check_message(text)
                 chat_settings = guard.chat_settings(persona_name, model_name)
-                guard.admit(request.session_hash or "anonymous")
+                conversation = conversation or Conversation.start(guard.personas[persona_name].greeting)
+                asked = conversation.model_copy(deep=True)
+                asked.add_user(text)
+                guard.check_size(persona_name, chat_settings, asked, text)
+                guard.admit(visitor(request.username, request.client.host if request.client else None))
             except PlaygroundError as e:
                 gr.Warning(str(e))
                 yield {chatbot: demo_chatbot(conversation), state: conversation, message: text,
                        notice: error_notice(str(e))}
                 return
-            conversation = conversation.model_copy(deep=True)
-            conversation.add_user(text)
+            conversation = asked
             waiting = conversation.model_copy(deep=True)
             waiting.turns.append(Turn(role="assistant", content=""))
             yield {chatbot: demo_chatbot(waiting), state: conversation, message: "", notice: ""}
