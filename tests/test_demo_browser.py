@@ -18,7 +18,7 @@ def demo_page(browser, services):
     settings = DemoSettings(personas=[PROFESSOR, RUDE], models=["local:gpt-4o-mini"], max_tokens=8,
                             per_session_per_minute=2)
     app = build_app(services, demo=settings)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services, demo=True))
     page, foreign = open_app(browser, url)
     yield page, foreign
     page.context.close()

@@ -162,3 +162,23 @@ def test_sharing_needs_a_login_and_serving_locally_does_not():
         check_share(True, [])
     check_share(True, [("ana", "pw")])
     check_share(False, [])
+
+
+def test_a_demo_guest_cannot_name_their_own_address(tmp_path, fake_server):
+    # Uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise; without --trusted-proxy the app tells it.
+    home = tmp_path / "home"
+    write_providers(home, fake_server)
+    port = free_port()
+    app = Running([sys.executable, "app.py", "--no-detect", "--port", str(port), "--demo", "Rude Support Agent",
+                   "--demo-models", "local:gpt-4o-mini", "--demo-rate", "2", "--auth", "ana:s3cret-pass"],
+                  app_env(home, LOCAL_KEY="sk-test"))
+    try:
+        app.wait_for("running at", timeout=60)
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(url, timeout=10).status_code == 401  # the login wall through the real launch
+        notices = [Client(url, auth=("ana", "s3cret-pass"), headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                          verbose=False).predict(f"m{n}", "Rude Support Agent", "local:gpt-4o-mini",
+                                                 api_name="/send")[2] for n in range(4)]
+        assert notices[:2] == ["", ""] and all("Demo limit reached" in n for n in notices[2:])
+    finally:
+        app.stop()
