@@ -143,7 +143,7 @@ def serve_app(args, make_services) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from .demo import demo_settings
-    from .ui.app import build_app, launch_options
+    from .ui.app import build_app, launch, launch_options
 
     services = make_services(args)
     for problem in services.problems:
@@ -161,8 +161,8 @@ def serve_app(args, make_services) -> int:
     # Read by uvicorn when Gradio starts it; this process is the server, so its environment is the place.
     os.environ[PROXY_ENV] = args.trusted_proxy or ""
     app = build_app(services, demo=demo)
-    _, local_url, share_url = app.launch(
-        server_name=args.host, server_port=args.port, share=args.share and not unreachable,
+    _, local_url, share_url = launch(
+        app, server_name=args.host, server_port=args.port, share=args.share and not unreachable,
         auth=found or None, auth_message="Playground: log in with the user and password the host gave you.",
         prevent_thread_lock=True, quiet=True,
         **launch_options(services, demo=demo is not None, remote_media=args.allow_remote_media,

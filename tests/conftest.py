@@ -68,10 +68,10 @@ def services(_home, fake_server, personas_dir):
 
 @pytest.fixture
 def app_url(services):
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
 
     demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             **LAUNCH_DEFAULTS)
     yield url
     demo.close()

@@ -36,7 +36,7 @@ def test_the_cli_names_a_file_that_is_not_a_card(tmp_path, capsys):
 @pytest.fixture
 def app_with_own_personas(_home, fake_server, tmp_path):
     from playground.services import build_services
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
 
     personas_dir = tmp_path / "personas"
     shutil.copytree(PROJECT / "personas", personas_dir)
@@ -44,7 +44,7 @@ def app_with_own_personas(_home, fake_server, tmp_path):
     services = build_services(home=_home, personas_dir=personas_dir, environ={"LOCAL_KEY": "sk-test"},
                               detect_local=False)
     demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
     yield services, url, personas_dir
     demo.close()
 

@@ -170,12 +170,12 @@ def test_demo_flags_are_parsed_and_checked(services):
 
 
 def launched_demo(services, **limits):
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     settings = DemoSettings(personas=[PROFESSOR, RUDE], models=[MODEL, "local:fault-500"], max_tokens=5,
                             total_per_minute=100, max_chars=200, **limits)
     app = build_app(services, demo=settings)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                            **launch_options(services, demo=True))
     return app, url
 

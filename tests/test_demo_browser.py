@@ -13,12 +13,12 @@ RUDE = "Rude Support Agent"
 
 @pytest.fixture
 def demo_page(browser, services):
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     settings = DemoSettings(personas=[PROFESSOR, RUDE], models=["local:gpt-4o-mini"], max_tokens=8,
                             per_session_per_minute=2)
     app = build_app(services, demo=settings)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services, demo=True))
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services, demo=True))
     page, foreign = open_app(browser, url)
     yield page, foreign
     page.context.close()

@@ -24,12 +24,12 @@ def server():
 
 @pytest.fixture
 def ft_app(_home, server):
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     services = ft_services(_home, server)
     add_dataset(services.store, "town", town_examples(15))
     app = build_app(services)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
     yield url, services
     app.close()
 

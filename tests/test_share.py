@@ -102,13 +102,13 @@ def test_offline_share_fails_fast_and_the_local_app_keeps_working_behind_its_log
 
 
 def test_files_are_served_from_the_export_folder_only(services):
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     (services.home / "exports").mkdir(parents=True, exist_ok=True)
     (services.home / "exports" / "town.jsonl").write_text('{"messages": []}\n')
     services.store.exchanges()  # the database exists
     app = build_app(services)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
     try:
         config = httpx.get(f"{url}config", timeout=10).json()
         assert config["run_history"] is False

@@ -18,9 +18,10 @@ ROUTES = ["/", "/?view=api", "/config", "/config?page=", "/gradio_api/info", "/g
 
 def launch(services, demo: DemoSettings | None = None, auth=LOGINS, **options):
     from playground.ui.app import build_app, launch_options
+    from playground.ui.app import launch as launch_app
 
     app = build_app(services, demo=demo)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, auth=auth,
+    _, url, _ = launch_app(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, auth=auth,
                            **launch_options(services, demo=demo is not None, **options))
     return app, url
 

@@ -22,6 +22,8 @@ LAUNCH_DEFAULTS = {
 }
 
 
+LAUNCH_ATTEMPTS = 3
+
 # What the host keeps to itself: the log and settings, and the files a fine-tuning job was made from.
 PRIVATE_FILES = ("playground.db", "playground.db-wal", "playground.db-shm", "providers.json", "prices.json", "finetune")
 
@@ -39,6 +41,23 @@ def launch_options(services: Services, *, demo: bool = False, remote_media: bool
             "max_file_size": 0 if demo else max_upload_mb * 1024 * 1024,
             # A fresh dict each time: Gradio adds its own keys to it.
             "app_kwargs": {"middleware": [web_middleware(policy)]}}
+
+
+def launch(app: gr.Blocks, **options) -> tuple:
+    """`app.launch(**options)`, patient with a busy machine.
+
+    Right after starting its server Gradio sends it one HEAD request with a 3 s timeout and, if that times out,
+    refuses to start ("When localhost is not accessible, a shareable link must be created"). On a loaded
+    machine the first request can take longer than that; the server is fine, so close it and start again.
+    """
+    for _ in range(LAUNCH_ATTEMPTS - 1):
+        try:
+            return app.launch(**options)
+        except ValueError as e:
+            if "localhost is not accessible" not in str(e):
+                raise
+            app.close()
+    return app.launch(**options)
 
 
 def persona_lists(services: Services):
