@@ -88,6 +88,26 @@ def test_another_endpoints_key_is_redacted_too(echoing_server):
     assert OTHER_KEY not in str(raised.value)
 
 
+def test_a_fine_tuning_jobs_error_and_events_that_echo_the_key_come_back_without_it(tmp_path):
+    from playground.providers.jobs import FineTuningAPI
+    from tests.openai_jobs_server import FakeFineTuning
+
+    with FakeFineTuning(api_key=KEY) as server:
+        server.advance_on_retrieve = False
+        api = FineTuningAPI(_provider(server))
+        training = tmp_path / "train.jsonl"
+        training.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+        job = api.create("gpt-4o-mini-2024-07-18", api.upload(training))
+        with server._state:
+            server.jobs[job.id].update(status="failed", error={"code": "x", "message": f"bad key {KEY}", "param": None})
+            server._event(server.jobs[job.id], f"Authorization: Bearer {KEY} refused", "error")
+
+        failed, events = api.retrieve(job.id), api.events(job.id)
+    assert failed.error == "bad key [redacted]"
+    assert "Authorization: Bearer [redacted] refused" in [e.message for e in events]
+    assert KEY not in repr((failed, events))
+
+
 # --- through the real app ------------------------------------------------------------------------------
 
 
