@@ -154,7 +154,8 @@ def parse_model_text(text: str, path, cls: type[BaseModel]):
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
-        problem = "unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ") + "."
+        problem = ("unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden"
+                   else err["msg"].removeprefix("Value error, ") + ".")
         raise FileProblem(path, problem, line=_line_of(text, err["loc"]), field=field) from None
     except RecursionError:  # nesting json.loads could read but validation cannot walk
         raise FileProblem(path, NestingTooDeep().args[0]) from None

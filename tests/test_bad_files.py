@@ -41,7 +41,8 @@ def persona_files(folder: Path) -> dict[str, str]:
     bad = {
         "deep.json": (DEEP, "too deeply"),
         "deep_field.json": ('{"name": "D", "messages": ' + DEEP, "too deeply"),
-        "huge.json": ('{"name": "H", "description": "' + "x" * FILE_SIZE_LIMIT + '", "messages": []}', "larger than 4 MB"),
+        "huge.json": ('{"name": "H", "description": "' + "x" * FILE_SIZE_LIMIT + '", "messages": []}',
+                      "larger than 4 MB"),
         "blank.json": ('{"name": "  ", "messages": []}', "field 'name': is blank: give the persona a name"),
         "unclosed.json": ('{"name": "U",\n "messages": [\n  {"role": "system", "content": "Speak {{language"}\n ]\n}',
                           "line 3, field 'messages.0.content': '{{language' opens a variable that is never closed"),

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -96,7 +95,8 @@ def test_a_fine_tuning_jobs_error_and_events_that_echo_the_key_come_back_without
         server.advance_on_retrieve = False
         api = FineTuningAPI(_provider(server))
         training = tmp_path / "train.jsonl"
-        training.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+        training.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                     {"role": "assistant", "content": "yo"}]}) + "\n")
         job = api.create("gpt-4o-mini-2024-07-18", api.upload(training))
         with server._state:
             server.jobs[job.id].update(status="failed", error={"code": "x", "message": f"bad key {KEY}", "param": None})

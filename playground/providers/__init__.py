@@ -5,7 +5,6 @@ class serves them; only the base URL and key differ. This package is the only on
 `jobs` holds the fine-tuning calls.
 """
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -106,7 +105,8 @@ class Provider:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def error(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None) -> ProviderError:
+    def error(self, kind: str, message: str, status: int | None = None,
+              retry_after: float | None = None) -> ProviderError:
         return ProviderError(kind, message, status, retry_after, secrets=self.secrets)
 
     def is_completion_model(self, model: str) -> bool:
@@ -161,7 +161,7 @@ class Provider:
                         yield text
         except openai.APIStatusError as e:
             raise self._explain(e, model) from None
-        except Exception as e:  # noqa: BLE001 - an error event, a dropped connection or an odd chunk: its text may quote the key
+        except Exception as e:  # noqa: BLE001 - an error event, a dropped connection, an odd chunk: may quote the key
             raise self.error(
                 "broken_stream",
                 f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
@@ -251,7 +251,8 @@ def openai_endpoint(environ: dict) -> EndpointConfig | None:
                           api_key_env="OPENAI_API_KEY")
 
 
-def make_provider(config: EndpointConfig, environ: dict | None = None, secrets: frozenset[str] | None = None) -> Provider:
+def make_provider(config: EndpointConfig, environ: dict | None = None,
+                  secrets: frozenset[str] | None = None) -> Provider:
     """The endpoint's client; `secrets` (default: every key in `environ`) are redacted from its errors."""
     environ = os.environ if environ is None else environ
     if secrets is None:
