@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from .errors import FileProblem
 from .messages import Message
 from .personas import Persona, load_persona
+from .templates import FILE_SIZE_LIMIT, NestingTooDeep, loads, read_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CARD_KEYWORDS = ("chara", "ccv3")  # chara first; V3 cards also carry a V2 copy under "chara"
@@ -30,6 +31,10 @@ TEXT_FIELDS = (
     "creator_notes", "system_prompt", "post_history_instructions", "creator", "character_version",
 )
 DESCRIPTION_LIMIT = 200
+# A card PNG is an avatar (typically well under 5 MB); its compressed text chunk holds a few KB of JSON. A zTXt
+# chunk of a few KB can inflate to gigabytes, so inflating stops at the limit rather than after the damage.
+PNG_SIZE_LIMIT = 32 * 1024 * 1024
+CARD_TEXT_LIMIT = 8 * 1024 * 1024
 USER_NAME = "User"
 IMPORTED_TAG = "imported"
 
@@ -48,10 +53,15 @@ _ASCII_FOLD = {"æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": 
 def read_card(path: Path) -> dict:
     """The card's `data` dict from a .json or .png file; every failure is a FileProblem."""
     path = Path(path)
+    limit = PNG_SIZE_LIMIT if path.suffix.lower() == ".png" else FILE_SIZE_LIMIT
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
     except OSError as e:
         raise FileProblem(path, f"cannot be read: {e.strerror}.") from None
+    if len(raw) > limit:
+        raise FileProblem(path, f"is larger than {limit // (1024 * 1024)} MB, too large for a character card: "
+                          "check that it is the right file, or export the card again.")
     if not raw:
         raise FileProblem(path, "is empty: expected a character card (.png or .json).")
     if raw.startswith(PNG_SIGNATURE):
@@ -105,6 +115,10 @@ def _png_texts(path: Path, raw: bytes) -> dict[str, str]:
             continue
         try:
             texts[key] = _chunk_text(kind, rest)
+        except InflatesTooFar:
+            raise FileProblem(path, f"has a compressed '{key}' chunk that inflates to more than "
+                              f"{CARD_TEXT_LIMIT // (1024 * 1024)} MB: it is not a usable card (or a "
+                              "decompression bomb); export the card again.") from None
         except (zlib.error, UnicodeDecodeError, IndexError):
             raise FileProblem(path, f"is a damaged PNG image: its {kind.decode()} '{key}' chunk cannot be decoded.") from None
     return texts
@@ -114,12 +128,27 @@ def _chunk_text(kind: bytes, rest: bytes) -> str:
     if kind == b"tEXt":
         return rest.decode("latin-1")
     if kind == b"zTXt":  # compression method byte, then zlib data
-        return zlib.decompress(rest[1:]).decode("latin-1")
+        return _inflate(rest[1:]).decode("latin-1")
     # iTXt: compression flag, method, language tag \0, translated keyword \0, UTF-8 text
     flag = rest[0]
     _lang, _, rest = rest[2:].partition(b"\x00")
     _translated, _, text = rest.partition(b"\x00")
-    return (zlib.decompress(text) if flag else text).decode("utf-8")
+    return (_inflate(text) if flag else text).decode("utf-8")
+
+
+class InflatesTooFar(Exception):
+    pass
+
+
+def _inflate(data: bytes, limit: int = CARD_TEXT_LIMIT) -> bytes:
+    """zlib data inflated to at most `limit` bytes; more raises InflatesTooFar, having never held more."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise InflatesTooFar()
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
 
 
 def _utf8(path: Path, raw: bytes, problem: str) -> str:
@@ -132,10 +161,12 @@ def _utf8(path: Path, raw: bytes, problem: str) -> str:
 def _parse_json(path: Path, text: str, json_file: bool) -> dict:
     where = "is" if json_file else "has an embedded character card that is"
     try:
-        data = json.loads(text)
+        data = loads(text)
     except json.JSONDecodeError as e:
         raise FileProblem(path, f"{where} not valid JSON: {e.msg} at column {e.colno}.",
                           line=e.lineno if json_file else None) from None
+    except NestingTooDeep as e:
+        raise FileProblem(path, f"{where} not a usable card: it {e}") from None
     if not isinstance(data, dict):
         raise FileProblem(path, f"{where} not a character card: expected a JSON object {{ ... }} at the top level.")
     return data
@@ -321,8 +352,8 @@ def _names_in(folder: Path) -> set[str]:
     names = set()
     for file in folder.glob("*.json"):
         try:
-            name = json.loads(file.read_text(encoding="utf-8-sig")).get("name")
-        except (OSError, ValueError, AttributeError):
+            name = loads(read_text(file)).get("name")
+        except (FileProblem, ValueError, AttributeError):
             continue
         if isinstance(name, str):
             names.add(name)

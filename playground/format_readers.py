@@ -16,6 +16,11 @@ from pydantic import ValidationError
 from .datasets import Example, Source, TrainingMessage, checked_example, checked_message
 from .errors import FileProblem
 from .formats import IO_BUFFER, ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
+from .templates import NestingTooDeep, loads
+
+# One example per line: even a long-context example with images is a few MB. A longer line is read no further
+# (a multi-GB file with no newline would otherwise be held in memory whole) and reported as a bad line.
+LINE_LIMIT = 32 * 1024 * 1024
 
 _SAME_ROLES = MappingProxyType({role: role for role in ROLES})
 # Keys we cannot keep: silently dropping them would change what the model is trained on.
@@ -36,13 +41,32 @@ def parse_lines(path: Path, format: str | None = None) -> Iterator[ParsedLine]:
         raise FileProblem(path, "there is no such file.")
     file = str(path)
     with path.open("rb", buffering=IO_BUFFER) as f:
-        for number, raw in enumerate(f, start=1):
+        for number, raw in _numbered_lines(f):
+            if raw is None:
+                yield _too_long(number)
+                continue
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
             raw = raw.rstrip(b"\r\n")
             if not raw or raw.isspace():  # (isspace: the whitespace strip() strips, without copying the line)
                 continue
             yield parse_line(raw, number, file, format)
+
+
+def _numbered_lines(f) -> Iterator[tuple[int, bytes | None]]:
+    """(number, line) for each line of a binary file; None for a line over LINE_LIMIT, skipped unread."""
+    lines = iter(functools.partial(f.readline, LINE_LIMIT + 1), b"")
+    for number, raw in enumerate(lines, start=1):
+        if len(raw) > LINE_LIMIT and not raw.endswith(b"\n"):
+            while (rest := f.readline(IO_BUFFER)) and not rest.endswith(b"\n"):
+                pass
+            raw = None
+        yield number, raw
+
+
+def _too_long(number: int) -> ParsedLine:
+    return _bad(number, "line_too_long", f"is longer than {LINE_LIMIT // (1024 * 1024)} MB, too long for one "
+                                         "example: check the file has one JSON object per line, or remove this one.")
 
 
 def parse_line(raw: bytes, number: int, file: str = "", format: str | None = None) -> ParsedLine:
@@ -52,10 +76,12 @@ def parse_line(raw: bytes, number: int, file: str = "", format: str | None = Non
         return _bad(number, "not_utf8", f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
                                         "save the file as UTF-8.")
     try:
-        record = json.loads(text)
+        record = loads(text)
     except json.JSONDecodeError as e:
         return _bad(number, "invalid_json", f"is not valid JSON ({e.msg} at column {e.colno}): "
                                             "each line must be one complete JSON object.")
+    except NestingTooDeep as e:
+        return _bad(number, "too_deep", str(e))
     if not isinstance(record, dict):
         return _bad(number, "data_type",
                     f"is a JSON {_json_type(record)}, not an object: each line must be one example {{...}}.")
@@ -91,10 +117,10 @@ def read_lines(path: Path, lines: set[int], format: str | None = None) -> Iterat
     """The examples on the given lines of a file, parsing only those lines (bad ones are skipped)."""
     wanted = set(lines)
     with Path(path).open("rb", buffering=IO_BUFFER) as f:
-        for number, raw in enumerate(f, start=1):
+        for number, raw in _numbered_lines(f):
             if not wanted:
                 return
-            if number not in wanted:
+            if number not in wanted or raw is None:
                 continue
             wanted.discard(number)
             if number == 1 and raw.startswith(codecs.BOM_UTF8):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import re
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .errors import FileProblem
 from .templates import Template, parse_model_file
@@ -22,6 +22,14 @@ class Persona(Template):
     dataset: str | None = Field(None, description="A file in datasets/ with this persona's example dialogues.")
     deploy_prompt: str | None = Field(None, description="The short system prompt the fine-tuned model will be deployed with.")
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        # A blank name cannot be picked, told apart or saved to a file name.
+        if not name.strip():
+            raise ValueError("is blank: give the persona a name")
+        return name
 
     def speaker_prefixed(self, text: str) -> str:
         """Prefix the default speaker unless the user named one ("Dez: ...", "Mrs. Halvorsen: ...")."""

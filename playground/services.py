@@ -10,6 +10,7 @@ from .lookup import LookupProvider
 from .personas import Persona, load_personas
 from .pricing import Price, load_prices
 from .providers import EndpointConfig, load_providers_file, make_provider, openai_endpoint
+from .redaction import configured_secrets
 from .registry import Registry
 from .store import Store
 
@@ -61,7 +62,8 @@ def build_services(
             configs += load_providers_file(providers_file)
         except FileProblem as e:
             problems.append(str(e))
-    registry = Registry([make_provider(c, environ) for c in configs], LookupProvider(store, datasets_dir))
+    secrets = configured_secrets(environ, [c.api_key_env for c in configs])  # any endpoint's error may echo any key
+    registry = Registry([make_provider(c, environ, secrets) for c in configs], LookupProvider(store, datasets_dir))
     personas, persona_problems = load_personas(personas_dir)
     problems += [str(p) for p in persona_problems]
     services = Services(store, registry, personas, home, Path(datasets_dir), Path(personas_dir), problems)

@@ -15,7 +15,7 @@ from .errors import PlaygroundError
 from .personas import Persona
 from .pricing import load_prices
 from .template_render import parse_template, preview, values_for
-from .templates import Template, read_text
+from .templates import Template, loads, read_text
 
 
 def add_template_commands(subparsers) -> argparse.ArgumentParser:
@@ -76,8 +76,8 @@ def _model_for(path: Path, text: str) -> type[Template]:
     if path.resolve().parent.name == "personas":
         return Persona
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
+        data = loads(text)
+    except ValueError:  # bad JSON, or nested too deeply:
         return Template  # parsing it again reports the line and column
     persona_only = set(Persona.model_fields) - set(Template.model_fields)
     return Persona if isinstance(data, dict) and persona_only & set(data) else Template

@@ -15,6 +15,11 @@ from .messages import Message
 from .params import PARAM_NAMES, SamplingParams
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# A "{{" with no "}}" before the next "{{" or the end: a variable whose closing braces were forgotten.
+UNCLOSED = re.compile(r"\{\{(?:(?!\}\}|\{\{).)*(?:\{\{|\Z)", re.DOTALL)
+# Personas, templates and providers files are a few KB; anything far larger is the wrong file, and reading it
+# whole (a multi-GB file, say) would stall or kill the app at startup.
+FILE_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class PromptFormat(BaseModel):
@@ -101,9 +106,14 @@ def parse_model_file(path: Path, cls: type[BaseModel]):
     return parse_model_text(read_text(path), path, cls)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, limit: int = FILE_SIZE_LIMIT) -> str:
+    """The file's text; a file over `limit` bytes is refused before it is read."""
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as f:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
+            raise FileProblem(path, f"is larger than {_size(limit)}, too large for this kind of file: check that it "
+                              "is the right file (these are usually a few KB), or make it smaller.")
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise FileProblem(path, f"is not valid UTF-8 (byte {e.start}); save it as UTF-8.") from None
@@ -111,21 +121,58 @@ def read_text(path: Path) -> str:
         raise FileProblem(path, f"cannot be read: {e.strerror}.") from None
 
 
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def loads(text: str):
+    """json.loads, with deep nesting (thousands of [ or {) reported as a ValueError, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise NestingTooDeep() from None
+
+
+class NestingTooDeep(ValueError):
+    def __init__(self):
+        super().__init__("nests [ ] or { } too deeply to be read: check that it is the right file and that its "
+                         "brackets are balanced.")
+
+
 def parse_model_text(text: str, path, cls: type[BaseModel]):
     """Parse JSON text (from a file, or an editor showing one) into `cls`; errors name `path`, line and field."""
     try:
-        data = json.loads(text)
+        data = loads(text)
     except json.JSONDecodeError as e:
         raise FileProblem(path, f"is not valid JSON: {e.msg} at column {e.colno}.", line=e.lineno) from None
+    except NestingTooDeep as e:
+        raise FileProblem(path, str(e)) from None
     if not isinstance(data, dict):
         raise FileProblem(path, "must hold a JSON object { ... } at the top level.", line=1)
     try:
-        return cls.model_validate(data)
+        parsed = cls.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
-        problem = "unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden" else err["msg"] + "."
+        problem = ("unknown field: remove it or check its spelling." if err["type"] == "extra_forbidden"
+                   else err["msg"].removeprefix("Value error, ") + ".")
         raise FileProblem(path, problem, line=_line_of(text, err["loc"]), field=field) from None
+    except RecursionError:  # nesting json.loads could read but validation cannot walk
+        raise FileProblem(path, NestingTooDeep().args[0]) from None
+    if isinstance(parsed, Template):
+        _check_variables(parsed, text, path)
+    return parsed
+
+
+def _check_variables(template: Template, text: str, path) -> None:
+    """An unclosed {{ would be sent to the model as is, silently; name its message and line instead."""
+    for i, message in enumerate(template.messages):
+        if found := UNCLOSED.search(message.content):
+            opened = found.group(0).removesuffix("{{")[:40].rstrip()
+            loc = ("messages", i, "content")
+            raise FileProblem(path, f"'{opened}' opens a variable that is never closed: write it as "
+                              f"{{{{name}}}} or remove the braces.", line=_line_of(text, loc),
+                              field=".".join(map(str, loc)))
 
 
 def _line_of(text: str, loc: tuple) -> int:

@@ -60,6 +60,8 @@ FAULT_MODELS = (
     "fault-break",  # streams "Partial one two" then drops the connection mid-body
     "fault-malformed",  # streams one good chunk, then `data: {not json`
     "fault-notext",  # normal reply but never a usage chunk / usage field
+    "fault-echo-auth",  # 400 whose message quotes the request's Authorization header and the bare key
+    "fault-echo-auth-stream",  # streams "Partial", then an error event quoting the Authorization header
 )
 
 _TOKENS_RE = re.compile(r"\[tokens=(\d+)\]")
@@ -265,6 +267,11 @@ class _Handler(BaseHTTPRequestHandler):
             if model in fake.models:
                 return self._send_json(200, self._model_obj(model))
             return self._model_not_found(model)
+        if path in fake.missing_paths:
+            return self._send_json(
+                404,
+                _error_body(f"Invalid URL ({self.command} {self.path})", "invalid_request_error", None),
+            )
         if self.command == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             if not isinstance(body, dict):
                 msg = (
@@ -286,6 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
             404,
             _error_body(f"Invalid URL ({self.command} {self.path})", "invalid_request_error", None),
         )
+
+    def _echoed_auth(self) -> str:
+        """What a careless proxy says: the header as received, and the key again on its own."""
+        auth = self.headers.get("Authorization", "")
+        return f"Request rejected. Authorization: {auth} (key {auth.removeprefix('Bearer ')!r} is not allowed here)"
 
     @staticmethod
     def _model_obj(model: str) -> dict:
@@ -328,6 +340,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if model == "fault-slow":
             self._sleep(fake.slow_delay)
+        if model == "fault-echo-auth":
+            return self._send_json(400, _error_body(self._echoed_auth(), "invalid_request_error", None))
 
         if chat:
             messages = body.get("messages") if isinstance(body.get("messages"), list) else []
@@ -374,6 +388,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse(self._chunk(chat, ident, created, model, piece, None))
             self.wfile.flush()
             return self._drop()
+
+        if model == "fault-echo-auth-stream" and stream:
+            self._start_stream()
+            self._sse(self._chunk(chat, ident, created, model, "Partial", None))
+            self._sse(_error_body(self._echoed_auth(), "server_error", None))
+            self._end_stream()
+            return
 
         if model == "fault-malformed":
             if not stream:
@@ -465,7 +486,8 @@ class FakeOpenAI:
     ``host``, ``port``, ``requests`` (every request received: dicts with ``path``,
     ``method``, ``headers`` (lower-case keys) and ``body`` (parsed JSON or None)),
     ``models``, ``api_key``, ``token_delay``, ``first_token_delay``, ``slow_delay``.
-    The delays and ``api_key`` may be changed while the server runs.
+    The delays and ``api_key`` may be changed while the server runs; paths added to
+    ``missing_paths`` (e.g. ``"/v1/completions"``, as on a chat-only server) answer 404.
     """
 
     def __init__(
@@ -489,6 +511,7 @@ class FakeOpenAI:
         self.host = host
         self.port = port
         self.requests: list[dict] = []
+        self.missing_paths: set[str] = set()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._conns: set[socket.socket] = set()

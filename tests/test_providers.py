@@ -251,3 +251,19 @@ def test_an_unset_key_variable_is_named_instead_of_blaming_the_key(fake_server, 
 
 def test_probe_local_servers_finds_nothing_when_nothing_listens():
     assert probe_local_servers(timeout=0.2) == []
+
+
+def test_a_server_without_v1_completions_says_to_pick_a_base_model_or_chat_mode(fake_server):
+    """A chat-only server (no /v1/completions) is not a wrong base URL: the fix is the persona's mode."""
+    fake_server.missing_paths.add("/v1/completions")
+    provider = provider_for(fake_server)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.stream_completion("llama-base", "Q: hi\nA:", SamplingParams())
+
+    assert caught.value.kind == "not_found"
+    assert str(caught.value) == (
+        f"this persona sends base models to /v1/completions; local ({fake_server.base_url}) has no such path: "
+        "pick a base model or switch the persona to chat mode")
+    # Chat on the same server still works.
+    assert drain(provider.stream_chat("gpt-4o-mini", HI, SamplingParams())).startswith("Echo")

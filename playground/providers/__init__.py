@@ -5,7 +5,6 @@ class serves them; only the base URL and key differ. This package is the only on
 `jobs` holds the fine-tuning calls.
 """
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import PlaygroundError
 from ..messages import Message, to_openai
 from ..params import SamplingParams
+from ..redaction import configured_secrets, redact
 from ..templates import parse_model_file
 
 # Ports the common local servers listen on by default.
@@ -52,11 +52,16 @@ class ProvidersFile(BaseModel):
 
 
 class ProviderError(PlaygroundError):
-    """A failed call, with what went wrong and what to do, in words."""
+    """A failed call, with what went wrong and what to do, in words.
 
-    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
+    The message is redacted here, where it is built: it often quotes the server, and a server may echo the
+    key it was sent. Every path to the UI, the log and stdout goes through this one constructor.
+    """
+
+    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None,
+                 *, secrets: frozenset[str] = frozenset()):
         self.kind, self.status, self.retry_after = kind, status, retry_after
-        super().__init__(message)
+        super().__init__(redact(message, secrets))
 
 
 @dataclass
@@ -85,15 +90,24 @@ class Stream:
 class Provider:
     """One OpenAI-compatible endpoint."""
 
-    def __init__(self, config: EndpointConfig, api_key: str | None):
+    def __init__(self, config: EndpointConfig, api_key: str | None, secrets: frozenset[str] = frozenset()):
         self.config = config
         self.name = config.name
         self.has_key = bool(api_key)
+        # Its own key and every other configured one: a proxy may echo any of them.
+        self.secrets = frozenset(secrets) | ({api_key} if api_key else set())
         # Retries are off: a retried call would hide its latency and cost, and the user decides.
         self.client = openai.OpenAI(
             base_url=config.base_url, api_key=api_key or "no-key-needed", max_retries=0,
             timeout=httpx.Timeout(config.timeout, connect=min(5.0, config.timeout)),
         )
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def error(self, kind: str, message: str, status: int | None = None,
+              retry_after: float | None = None) -> ProviderError:
+        return ProviderError(kind, message, status, retry_after, secrets=self.secrets)
 
     def is_completion_model(self, model: str) -> bool:
         return model in self.config.completion_models or model.removeprefix("ft:").split(":")[0] in (
@@ -121,14 +135,14 @@ class Provider:
     def stream_completion(self, model: str, prompt: str, params: SamplingParams, dataset: str | None = None) -> Stream:
         return self._stream(model, lambda: self.client.completions.create(
             model=model, prompt=prompt, stream=True,
-            stream_options={"include_usage": True}, **params.api_kwargs()))
+            stream_options={"include_usage": True}, **params.api_kwargs()), completions=True)
 
-    def _stream(self, model: str, create) -> Stream:
+    def _stream(self, model: str, create, completions: bool = False) -> Stream:
         stream = Stream(iter(()))
         try:
             response = create()
         except openai.OpenAIError as e:
-            raise self._explain(e, model) from None
+            raise self._explain(e, model, completions) from None
         stream.chunks = self._chunks(response, stream, model)
         return stream
 
@@ -145,55 +159,63 @@ class Provider:
                     if text:
                         received += len(text)
                         yield text
-        except (openai.OpenAIError, httpx.HTTPError, json.JSONDecodeError) as e:
-            if isinstance(e, openai.APIStatusError):
-                raise self._explain(e, model) from None
-            raise ProviderError(
+        except openai.APIStatusError as e:
+            raise self._explain(e, model) from None
+        except Exception as e:  # noqa: BLE001 - an error event, a dropped connection, an odd chunk: may quote the key
+            raise self.error(
                 "broken_stream",
                 f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
                 "The partial reply is kept and marked incomplete; Retry to ask again.") from None
         finally:
             response.close()
         if stream.finish_reason is None:
-            raise ProviderError(
+            raise self.error(
                 "broken_stream",
                 f"The stream from {self.name} ended before the model finished (no finish reason after {received} "
                 "characters). The partial reply is kept and marked incomplete; Retry to ask again.")
 
-    def _explain(self, e: Exception, model: str | None) -> ProviderError:
+    def _explain(self, e: Exception, model: str | None, completions: bool = False) -> ProviderError:
+        """What went wrong and what to do; every server text in it is redacted by `self.error`."""
         where = f"{self.name} ({self.config.base_url})"
         key_hint = f"the key in ${self.config.api_key_env}" if self.config.api_key_env else "the API key"
         if isinstance(e, openai.APITimeoutError):
-            return ProviderError("timeout", f"{where} sent nothing for {self.config.timeout:g} s. The server may be "
-                                 "overloaded or still loading the model: try again, or raise the endpoint's timeout.")
+            return self.error("timeout", f"{where} sent nothing for {self.config.timeout:g} s. The server may be "
+                              "overloaded or still loading the model: try again, or raise the endpoint's timeout.")
         if isinstance(e, openai.APIConnectionError):
-            return ProviderError("connection", f"Cannot connect to {where}. Is the server running? "
-                                 "Start it, or pick another model.")
+            return self.error("connection", f"Cannot connect to {where}. Is the server running? "
+                              "Start it, or pick another model.")
         if isinstance(e, openai.AuthenticationError):
             if self.config.api_key_env and not self.has_key:
-                return ProviderError("auth", f"{where} needs a key (401), but ${self.config.api_key_env} is not set. "
-                                     "Set it and restart the app.", 401)
-            return ProviderError("auth", f"{where} rejected {key_hint} (401). Check the key and restart the app.", 401)
+                return self.error("auth", f"{where} needs a key (401), but ${self.config.api_key_env} is not set. "
+                                  "Set it and restart the app.", 401)
+            return self.error("auth", f"{where} rejected {key_hint} (401). Check the key and restart the app.", 401)
         if isinstance(e, openai.PermissionDeniedError):
-            return ProviderError("permission", f"{where} refused access (403): {_server_message(e)}", 403)
+            return self.error("permission", f"{where} refused access (403): {_server_message(e)}", 403)
         if isinstance(e, openai.NotFoundError):
-            if model is None or not _names_model(e, model):
-                # A 404 that is not about the model means the path is wrong, usually a base URL without /v1.
-                return ProviderError("not_found", f"{where} has no such API path (404: {_server_message(e)}). Check "
-                                     "the endpoint's base URL: it usually ends in /v1.", 404)
-            return ProviderError("not_found", f"{where} has no model '{model}' (404). Pick one from the Model list "
-                                 "or check the spelling.", 404)
+            return self._not_found(e, where, model, completions)
         if isinstance(e, openai.RateLimitError):
             retry_after = _retry_after(e.response)
             wait = f"Wait {retry_after:g} s and try again." if retry_after else "Wait a moment and try again."
-            return ProviderError("rate_limit", f"{where} is rate-limiting requests (429). {wait}", 429, retry_after)
+            return self.error("rate_limit", f"{where} is rate-limiting requests (429). {wait}", 429, retry_after)
         if isinstance(e, openai.APIStatusError):
             if e.status_code >= 500:
-                return ProviderError("server", f"{where} failed with a server error ({e.status_code}). Try again; if "
-                                     "it keeps failing, check the server's logs.", e.status_code)
-            return ProviderError("bad_request", f"{where} refused the request ({e.status_code}): "
-                                 f"{_server_message(e)}", e.status_code)
-        return ProviderError("unknown", f"{where} failed: {_short(e)}")
+                return self.error("server", f"{where} failed with a server error ({e.status_code}). Try again; if "
+                                  "it keeps failing, check the server's logs.", e.status_code)
+            return self.error("bad_request", f"{where} refused the request ({e.status_code}): "
+                              f"{_server_message(e)}", e.status_code)
+        return self.error("unknown", f"{where} failed: {_short(e)}")
+
+    def _not_found(self, e: openai.NotFoundError, where: str, model: str | None, completions: bool) -> ProviderError:
+        if model is not None and _names_model(e, model):
+            return self.error("not_found", f"{where} has no model '{model}' (404). Pick one from the Model list "
+                              "or check the spelling.", 404)
+        if completions:
+            # Chat-only servers (many vLLM/Ollama setups) lack /v1/completions; the base URL is fine.
+            return self.error("not_found", f"this persona sends base models to /v1/completions; {where} has no such "
+                              "path: pick a base model or switch the persona to chat mode", 404)
+        # A 404 that is not about the model means the path is wrong, usually a base URL without /v1.
+        return self.error("not_found", f"{where} has no such API path (404: {_server_message(e)}). Check "
+                          "the endpoint's base URL: it usually ends in /v1.", 404)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -229,9 +251,13 @@ def openai_endpoint(environ: dict) -> EndpointConfig | None:
                           api_key_env="OPENAI_API_KEY")
 
 
-def make_provider(config: EndpointConfig, environ: dict | None = None) -> Provider:
+def make_provider(config: EndpointConfig, environ: dict | None = None,
+                  secrets: frozenset[str] | None = None) -> Provider:
+    """The endpoint's client; `secrets` (default: every key in `environ`) are redacted from its errors."""
     environ = os.environ if environ is None else environ
-    return Provider(config, environ.get(config.api_key_env) if config.api_key_env else None)
+    if secrets is None:
+        secrets = configured_secrets(environ, [config.api_key_env])
+    return Provider(config, environ.get(config.api_key_env) if config.api_key_env else None, secrets)
 
 
 def probe_local_servers(timeout: float = 0.3) -> list[EndpointConfig]:

@@ -7,7 +7,7 @@ plain answer for the common case of an account (or a server) without fine-tuning
 """
 
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import openai
@@ -94,26 +94,26 @@ class FineTuningAPI:
         if seed is not None:
             kwargs["seed"] = seed
         try:
-            return _job(self.client.fine_tuning.jobs.create(**kwargs))
+            return self._job(self.client.fine_tuning.jobs.create(**kwargs))
         except openai.OpenAIError as e:
             raise self._explain(e) from None
 
     def retrieve(self, job_id: str) -> RemoteJob:
         try:
-            return _job(self.client.fine_tuning.jobs.retrieve(job_id))
+            return self._job(self.client.fine_tuning.jobs.retrieve(job_id))
         except openai.OpenAIError as e:
             raise self._explain(e, job_id) from None
 
     def list_jobs(self, limit: int = 20) -> list[RemoteJob]:
         """The most recent jobs, newest first (one page)."""
         try:
-            return [_job(j) for j in self.client.fine_tuning.jobs.list(limit=limit).data]
+            return [self._job(j) for j in self.client.fine_tuning.jobs.list(limit=limit).data]
         except openai.OpenAIError as e:
             raise self._explain(e) from None
 
     def cancel(self, job_id: str) -> RemoteJob:
         try:
-            return _job(self.client.fine_tuning.jobs.cancel(job_id))
+            return self._job(self.client.fine_tuning.jobs.cancel(job_id))
         except openai.OpenAIError as e:
             raise self._explain(e, job_id) from None
 
@@ -127,8 +127,8 @@ class FineTuningAPI:
             for event in self.client.fine_tuning.jobs.list_events(job_id, limit=page_size):
                 if event.id in known:
                     break
-                found.append(RemoteEvent(event.id, event.created_at, event.level, event.message, event.type,
-                                         dict(event.data) if isinstance(event.data, dict) else {}))
+                found.append(RemoteEvent(event.id, event.created_at, event.level, self.provider.redact(event.message),
+                                         event.type, dict(event.data) if isinstance(event.data, dict) else {}))
         except openai.OpenAIError as e:
             raise self._explain(e, job_id) from None
         return found
@@ -148,16 +148,21 @@ class FineTuningAPI:
         except openai.OpenAIError as e:
             raise self._explain(e, file_id) from None
 
+    def _job(self, job) -> RemoteJob:
+        """The job, its error text redacted: it is the server's words, shown and stored like an error."""
+        remote = _job(job)
+        return replace(remote, error=self.provider.redact(remote.error)) if remote.error else remote
+
     def _explain(self, e: openai.OpenAIError, subject: str | None = None) -> ProviderError:
         where = f"{self.provider.name} ({self.provider.config.base_url})"
         if isinstance(e, openai.PermissionDeniedError):
-            return ProviderError("no_finetuning", f"{where} refused fine-tuning (403): {NO_ACCESS_ADVICE}.", 403)
+            return self.provider.error("no_finetuning", f"{where} refused fine-tuning (403): {NO_ACCESS_ADVICE}.", 403)
         if isinstance(e, openai.NotFoundError):
             if subject and subject in _server_message(e):
-                return ProviderError("not_found", f"{where} has no '{subject}' (404): it may belong to another "
-                                     "account or endpoint.", 404)
-            return ProviderError("no_finetuning", f"{where} has no fine-tuning API here (404): {NO_ACCESS_ADVICE}.",
-                                 404)
+                return self.provider.error("not_found", f"{where} has no '{subject}' (404): it may belong to "
+                                           "another account or endpoint.", 404)
+            return self.provider.error("no_finetuning", f"{where} has no fine-tuning API here (404): "
+                                       f"{NO_ACCESS_ADVICE}.", 404)
         return self.provider._explain(e, model=None)
 
 
