@@ -32,6 +32,7 @@ class _Feed:
         self.done = False
         self.error: BaseException | None = None
         self.stopping = False
+        self.wanted = False  # the consumer waits for a fresh item; otherwise it sleeps until due, or the end
         threading.Thread(target=self._read, name="coalesce", daemon=True).start()
 
     def _read(self) -> None:
@@ -39,7 +40,8 @@ class _Feed:
             for item in self.source:
                 with self.cond:
                     self.latest, self.fresh = item, True
-                    self.cond.notify_all()
+                    if self.wanted:  # waking the consumer for every token would cost as much as the token
+                        self.cond.notify_all()
                     if self.stopping:
                         break
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it in its own thread
@@ -63,7 +65,9 @@ class _Feed:
     def take(self, until: float | None, clock: Callable[[], float]):
         """Wait for a fresh item (or the end), then until `until` unless the source ends first; the newest item."""
         with self.cond:
+            self.wanted = True
             self.cond.wait_for(lambda: self.fresh or self.done)
+            self.wanted = False
             while until is not None and not self.done and (left := until - clock()) > 0:
                 self.cond.wait(left)
             if self.error is not None:
