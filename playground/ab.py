@@ -15,13 +15,13 @@ the columns away, so their votes are not counted as blind.
 import hashlib
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
-from queue import Empty, Queue
+from queue import Queue
 
 from pydantic import BaseModel, Field
 
 from .chat import ChatSettings, build_request, check_message, stream_reply
+from .coalesce import UPDATE_INTERVAL_S, coalesce
 from .conversation import Conversation, Turn
 from .errors import PlaygroundError
 from .params import PARAM_NAMES
@@ -31,7 +31,6 @@ from .votes import AlreadyVoted, Outcome, ReplyRecord, RoundRecord, VoteRecord, 
 
 LETTERS = "ABCD"
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
-UPDATE_INTERVAL_S = 0.03  # at most ~30 updates a second: faster is invisible and costs the browser
 _FINISHED = object()
 
 
@@ -288,19 +287,18 @@ class RoundRun:
         self._events.put(_FINISHED)
 
     def updates(self, interval: float = UPDATE_INTERVAL_S) -> Iterator[Arena]:
-        """The arena each time a reply has grown (at most every `interval` s), and once more when all are done."""
+        """The arena at once, then when a reply has grown (at most every `interval` s), and once all are done.
+
+        One update carries every column, so four streams cost one UI update per interval, not four per token.
+        """
         yield self.arena
+        yield from coalesce(self._progress(), interval)
+
+    def _progress(self) -> Iterator[Arena]:
+        """The arena after every token of every column; ends once every column has finished."""
         running = len(self.round.replies)
         while running:
-            first = self._events.get()
-            running -= first is _FINISHED
-            deadline = time.monotonic() + interval
-            while running:  # gather what arrives within the interval into one update
-                try:
-                    event = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
-                except Empty:
-                    break
-                running -= event is _FINISHED
+            running -= self._events.get() is _FINISHED
             yield self.arena
 
     def stop(self, timeout: float = 3.0) -> bool:

@@ -46,7 +46,7 @@ def test_send_api_takes_the_chat_settings(client):
 
 
 def test_send_streams_the_reply_then_its_metrics(client, services, fake_server):
-    fake_server.token_delay = 0.01
+    fake_server.token_delay = 0.1  # slower than the update interval, so every word is its own update
     job = client.submit(*send_args("hello there friend"), api_name="/send")
     updates = list(job)
 

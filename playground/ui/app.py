@@ -19,7 +19,11 @@ LAUNCH_DEFAULTS = {
     "run_history": False,
     "theme": gr.themes.Soft(),
     "css": "#chat-notice:empty{display:none}",
+    # A streaming sync handler holds a worker thread for its whole reply; Gradio's default 40 would queue the 41st.
+    "max_threads": 128,
 }
+# Streams one event may run at once (Chat /send, A/B rounds...): one process serves ~32-64 (docs/scaling.md).
+CONCURRENT_STREAMS = 64
 
 
 LAUNCH_ATTEMPTS = 3
@@ -99,5 +103,5 @@ def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks
         # Model lists arrive in the background after startup; offer them as soon as the page loads.
         demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
                   [chat.model], [chat.model], api_visibility="private")
-    demo.queue(default_concurrency_limit=16)
+    demo.queue(default_concurrency_limit=CONCURRENT_STREAMS)
     return demo

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..cards import import_persona
 from ..chat import ChatSettings, check_message, stream_reply
+from ..coalesce import coalesce
 from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
 from ..params import PARAM_NAMES
@@ -111,7 +112,7 @@ def build_chat_tab(services: Services) -> ChatTab:
         before = conversation.model_copy(deep=True)
         persona_obj = services.personas[settings.persona]
         try:
-            for updated in stream_reply(services, persona_obj, settings, conversation):
+            for updated in coalesce(stream_reply(services, persona_obj, settings, conversation)):
                 # The box is left alone while streaming: the user may already be typing the next message.
                 yield {chatbot: to_chatbot(updated), state: updated, notice: ""}
         except PlaygroundError as e:  # nothing was sent: unfilled variable, unknown model

@@ -8,6 +8,7 @@ error details stay in the host's log.
 import gradio as gr
 
 from ..chat import check_message, stream_reply
+from ..coalesce import coalesce
 from ..conversation import Conversation, Turn
 from ..demo import DemoChat, DemoSettings, visitor
 from ..errors import PlaygroundError
@@ -76,7 +77,7 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
             waiting.turns.append(Turn(role="assistant", content=""))
             yield {chatbot: demo_chatbot(waiting), state: conversation, message: "", notice: ""}
             try:
-                for updated in stream_reply(services, guard.personas[persona_name], chat_settings, conversation):
+                for updated in coalesce(stream_reply(services, guard.personas[persona_name], chat_settings, conversation)):
                     # The box is left alone while streaming: the guest may already be typing the next message.
                     yield {chatbot: demo_chatbot(updated), state: updated, notice: ""}
             except PlaygroundError:  # refused before sending (an unknown model): the host's log has no reply

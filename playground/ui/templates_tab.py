@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..chat import stream_reply
+from ..coalesce import coalesce
 from ..errors import PlaygroundError, UnknownModel
 from ..lookup import LookupProvider
 from ..personas import load_personas
@@ -318,7 +319,7 @@ class EditorEvents:
             template = self.files.check(key, raw)
             values = values_for(template, dict(variable_rows(template, entered_values(table))))
             persona, settings, conversation = run_inputs(template, f"template:{key}", values, model_ref)
-            for updated in stream_reply(self.services, persona, settings, conversation):
+            for updated in coalesce(stream_reply(self.services, persona, settings, conversation)):
                 yield reply_markdown(updated.turns[-1])
         except PlaygroundError as e:
             yield error_notice(str(e))
