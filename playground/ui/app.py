@@ -3,6 +3,7 @@
 import gradio as gr
 
 from ..demo import DemoSettings
+from ..personas import persona_order
 from ..services import Services
 from .ab_tab import build_ab_tab
 from .chat_tab import build_chat_tab
@@ -36,7 +37,7 @@ def launch_options(services: Services) -> dict:
 def persona_lists(services: Services):
     """A handler giving persona dropdowns today's personas, each keeping its choice while that persona exists."""
     def refresh(*chosen):
-        names = sorted(services.personas)
+        names = persona_order(services.personas)
         updates = [gr.update(choices=names, value=c if c in services.personas else (names[0] if names else None))
                    for c in chosen]
         return updates[0] if len(updates) == 1 else updates

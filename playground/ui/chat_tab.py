@@ -11,6 +11,7 @@ from ..chat import ChatSettings, check_message, stream_reply
 from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
 from ..params import PARAM_NAMES
+from ..personas import persona_order
 from ..services import Services
 from .format import error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values, parse_params
@@ -70,7 +71,7 @@ def wait_until_logged(conversation: Conversation, index: int, timeout: float) ->
 
 
 def build_chat_tab(services: Services) -> ChatTab:
-    names = sorted(services.personas)
+    names = persona_order(services.personas)
     first = services.personas[names[0]] if names else None
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -100,7 +101,9 @@ def build_chat_tab(services: Services) -> ChatTab:
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
                     new_chat = gr.Button("New chat")
-    state = gr.State(Conversation.start(first.greeting if first else ""))
+    # A callable: Gradio calls it for every new session, so each visitor's chat gets its own conversation id
+    # (a value would be deep-copied into every session, id and all, and their turns would share one row).
+    state = gr.State(lambda: Conversation.start(first.greeting if first else ""))
     params = [controls[n] for n in PARAM_NAMES]
     settings_inputs = [persona, model, system_prompt, variables, *params]
     tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, settings_inputs)
@@ -249,7 +252,7 @@ def build_chat_tab(services: Services) -> ChatTab:
             imported = import_persona(services, Path(path))
         except PlaygroundError as e:
             return gr.update(), error_notice(str(e))
-        return (gr.update(choices=sorted(services.personas)),
+        return (gr.update(choices=persona_order(services.personas)),
                 f"Imported **{imported.name}** as a persona: pick it in the Persona list.")
 
     card.upload(on_card, [card], [persona, notice], api_name="import_card")
