@@ -151,14 +151,14 @@ class Provider:
             raise ProviderError(
                 "broken_stream",
                 f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
-                "The partial reply is kept and marked incomplete; Retry to ask again.") from None
+                f"{_what_is_kept(received)}") from None
         finally:
             response.close()
         if stream.finish_reason is None:
             raise ProviderError(
                 "broken_stream",
                 f"The stream from {self.name} ended before the model finished (no finish reason after {received} "
-                "characters). The partial reply is kept and marked incomplete; Retry to ask again.")
+                f"characters). {_what_is_kept(received)}")
 
     def _explain(self, e: Exception, model: str | None) -> ProviderError:
         where = f"{self.name} ({self.config.base_url})"
@@ -194,6 +194,12 @@ class Provider:
             return ProviderError("bad_request", f"{where} refused the request ({e.status_code}): "
                                  f"{_server_message(e)}", e.status_code)
         return ProviderError("unknown", f"{where} failed: {_short(e)}")
+
+
+def _what_is_kept(received: int) -> str:
+    if received:
+        return "The partial reply is kept and marked incomplete; Retry to ask again."
+    return "Nothing of the reply arrived; Retry to ask again."
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -70,8 +70,5 @@ def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks
                          show_progress="hidden")
         ab_page.select(persona_lists(services), ab_personas, ab_personas, api_visibility="private",
                        show_progress="hidden")
-        # Model lists arrive in the background after startup; offer them as soon as the page loads.
-        demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
-                  [chat.model], [chat.model], api_visibility="private")
     demo.queue(default_concurrency_limit=16)
     return demo

@@ -33,6 +33,7 @@ class ChatTab:
     settings_inputs: list
 
 
+LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
 
 
@@ -255,6 +256,16 @@ def build_chat_tab(services: Services) -> ChatTab:
         return (gr.update(choices=persona_order(services.personas)),
                 f"Imported **{imported.name}** as a persona: pick it in the Persona list.")
 
+    def on_load(name):
+        # Model lists arrive in the background after startup: once they have, a new page starts on the persona's
+        # model when it is served, else the first served chat model; lookup only when none answers.
+        services.registry.listed.wait(LIST_WAIT_S)
+        preferred = services.personas[name].model if name in services.personas else None
+        return gr.update(choices=services.registry.choices(), value=services.registry.default_model(preferred))
+
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(on_load, [persona], [model], api_visibility="private", show_progress="hidden")
     card.upload(on_card, [card], [persona, notice], api_name="import_card")
     from .add_to_dataset import build_add_to_dataset, chat_source  # here, not at the top: it builds on this module
 
