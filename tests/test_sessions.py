@@ -5,6 +5,7 @@ the crash test runs a real `python app.py` and SIGKILLs it in the middle of a st
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -324,3 +325,28 @@ def test_the_ab_columns_built_into_the_app_start_different_and_with_a_model(serv
     chat_model, *columns = [d["value"] for d in dropdowns[:5]]
     assert chat_model == "local:gpt-4o-mini"
     assert columns[:2] == ["local:gpt-4o-mini", "local:echo"]
+
+
+def test_a_page_opened_once_the_model_lists_are_in_starts_on_served_models(browser, _home, fake_server):
+    from playwright.sync_api import expect
+
+    from playground.services import build_services
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from tests.browser import open_app, open_tab
+
+    write_providers(_home, fake_server)
+    services = build_services(home=_home, environ={"LOCAL_KEY": "sk-test"}, detect_local=False, discover=False)
+    demo = build_app(services)  # built before any model list came back: the pickers were built on lookup
+    services.registry.refresh()  # then the lists arrive, as they do from the background thread at startup
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
+    try:
+        page, foreign = open_app(browser, url)
+        expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile(r"^gpt-4o-mini\b"))
+        open_tab(page, "A/B")
+        columns = page.locator("#ab-tab").get_by_label("Model", exact=True)
+        expect(columns.nth(0)).to_have_value(re.compile(r"^gpt-4o-mini\b"))
+        expect(columns.nth(1)).to_have_value(re.compile(r"^echo\b"))  # the next served chat model
+        assert foreign == []
+        page.context.close()
+    finally:
+        demo.close()
