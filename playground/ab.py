@@ -25,6 +25,7 @@ from .coalesce import UPDATE_INTERVAL_S, coalesce
 from .conversation import Conversation, Turn
 from .errors import PlaygroundError
 from .params import PARAM_NAMES
+from .personas import persona_order
 from .services import Services
 from .store import new_id, now
 from .votes import AlreadyVoted, Outcome, ReplyRecord, RoundRecord, VoteRecord, save_round, save_vote
@@ -146,6 +147,22 @@ def contestant_name(services: Services, column: ArenaColumn) -> str:
         if value != getattr(persona.params, name):
             parts.append(f"{name} {value}")
     return " · ".join(parts)
+
+
+def starting_setups(services: Services, count: int = MAX_COLUMNS) -> list[tuple[str | None, str]]:
+    """(persona, model) for each column of a new A/B tab, no two alike, none without a model.
+
+    Every served chat model gets a column, the default persona's own model first; when there are more columns
+    than models, the next columns go round the models again with the next chat persona. With nothing served,
+    every column asks the lookup baseline, each in another persona.
+    """
+    names = persona_order(services.personas)
+    chatting = [n for n in names if services.personas[n].mode == "chat"] or names
+    first = services.personas[names[0]].model if names else None
+    default = services.registry.default_model(first)
+    models = [default] + [m for m in services.registry.served_chat_models() if m != default]
+    personas = chatting or [None]
+    return [(personas[(i // len(models)) % len(personas)], models[i % len(models)]) for i in range(count)]
 
 
 def column_problems(services: Services, column: ArenaColumn) -> list[str]:

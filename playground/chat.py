@@ -3,7 +3,7 @@
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,7 @@ from .personas import Persona
 from .pricing import cost_usd
 from .providers import ProviderError, Stream
 from .services import Services
-from .store import Exchange
+from .store import Exchange, SavedConversation
 from .templates import fill, fill_messages, render_prompt
 from .tokens import count_messages, count_text
 
@@ -102,7 +102,8 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
                  conversation: Conversation) -> Iterator[Conversation]:
     """Answer the pending user turn, yielding the conversation as the reply grows.
 
-    Every outcome is logged: a finished reply, a provider error, and a Stop (the generator being closed).
+    The exchange is logged as the request is sent (in flight, with the conversation so far) and again when
+    the reply ends: finished, failed, or stopped (the generator being closed). Nothing is written per token.
     Errors that occur before anything is sent (unfilled variables, unknown model) are raised instead.
     """
     provider, model = services.registry.resolve(settings.model)
@@ -110,9 +111,12 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
     reply = conversation.turns[-1] if conversation.turns[-1].role == "assistant" else None
     if reply is None:
         conversation.turns.append(reply := Turn(role="assistant", content=""))
+    reply.exchange_id = None  # a retried or regenerated turn is a new exchange
+    sent = _exchange(persona, settings, conversation, request, provider.name, model)
+    reply.exchange_id = services.store.start_exchange(sent, _saved(persona, settings, conversation, provider.name))
     started = time.perf_counter()
     stream: Stream | None = None
-    error = None
+    error, status = None, "done"
     try:
         if request.mode == "completion":
             stream = provider.stream_completion(model, request.prompt, settings.params, persona.dataset)
@@ -122,23 +126,37 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
             reply.content += delta
             yield conversation
     except ProviderError as e:
-        error = str(e)
+        error, status = str(e), "error"
     except GeneratorExit:
-        error = "Stopped before the reply was finished."
+        error, status = "Stopped before the reply was finished.", "stopped"
         raise
     except Exception as e:  # a bug or an unforeseen reply shape: keep the partial reply and log it, never lose it
         logger.exception("reply from %s failed", settings.model)
-        error = f"Unexpected error while reading the reply: {type(e).__name__}: {e}"
+        error, status = f"Unexpected error while reading the reply: {type(e).__name__}: {e}", "error"
     finally:
         if stream is not None:
             close = getattr(stream.chunks, "close", None)
             close and close()
-        _finish(services, persona, settings, conversation, request, provider.name, model, stream, started, error)
+        _finish(services, persona, settings, conversation, request, sent, stream, started, error, status)
     yield conversation
 
 
-def _finish(services, persona, settings, conversation, request, provider_name, model, stream, started, error) -> None:
+def _exchange(persona, settings, conversation, request, provider_name, model) -> Exchange:
+    return Exchange(
+        conversation_id=conversation.id, turn=len(conversation.turns) - 1, persona=persona.name, model=model,
+        provider=provider_name, mode=request.mode, request=request.as_logged(model, settings.params))
+
+
+def _saved(persona, settings, conversation, provider_name) -> SavedConversation:
+    return SavedConversation(
+        conversation.id, title=conversation.title(), persona=persona.name, provider=provider_name,
+        model=settings.model, settings=settings.model_dump(mode="json"),
+        transcript=[t.model_dump() for t in conversation.turns], continued_from=conversation.continued_from)
+
+
+def _finish(services, persona, settings, conversation, request, sent, stream, started, error, status) -> None:
     reply = conversation.turns[-1]
+    model = sent.model
     duration_ms = (time.perf_counter() - started) * 1000
     usage = stream.usage if stream else None
     if usage:
@@ -149,7 +167,7 @@ def _finish(services, persona, settings, conversation, request, provider_name, m
     # A request that was refused or never reached the server is not billed.
     cost = cost_usd(model, prompt_tokens, completion_tokens, services.prices()) if stream else 0.0
     metrics = Metrics(
-        model=model, provider=provider_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        model=model, provider=sent.provider, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
         counted=usage is None, cost_usd=cost,
         ttft_ms=(stream.first_token_at - stream.started_at) * 1000 if stream and stream.first_token_at else None,
         duration_ms=duration_ms,
@@ -157,14 +175,8 @@ def _finish(services, persona, settings, conversation, request, provider_name, m
     reply.error = error
     reply.incomplete = error is not None
     reply.metrics = metrics.line()
-    reply.exchange_id = services.store.log_exchange(Exchange(
-        conversation_id=conversation.id, turn=len(conversation.turns) - 1, persona=persona.name, model=model,
-        provider=provider_name, mode=request.mode, request=request.as_logged(model, settings.params),
-        reply=reply.content, finish_reason=stream.finish_reason if stream else None,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tokens_counted=usage is None,
-        cost_usd=metrics.cost_usd, ttft_ms=metrics.ttft_ms, duration_ms=duration_ms, error=error,
-        incomplete=error is not None,
-    ))
-    services.store.save_conversation(
-        conversation.id, title=conversation.title(), persona=persona.name, provider=provider_name, model=settings.model,
-        settings=settings.model_dump(mode="json"), transcript=[t.model_dump() for t in conversation.turns])
+    done = replace(sent, reply=reply.content, finish_reason=stream.finish_reason if stream else None,
+                   prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tokens_counted=usage is None,
+                   cost_usd=metrics.cost_usd, ttft_ms=metrics.ttft_ms, duration_ms=duration_ms, error=error,
+                   incomplete=error is not None, status=status)
+    services.store.finish_exchange(reply.exchange_id, done, _saved(persona, settings, conversation, sent.provider))

@@ -19,10 +19,18 @@ class Turn(BaseModel):
 class Conversation(BaseModel):
     id: str = Field(default_factory=new_id)
     turns: list[Turn] = Field(default_factory=list)
+    continued_from: str | None = Field(None, description="The conversation this one was reopened from.")
 
     @classmethod
     def start(cls, greeting: str = "") -> "Conversation":
+        """A new conversation with an id of its own: every chat, in every browser session, gets one."""
         return cls(turns=[Turn(role="assistant", content=greeting)] if greeting else [])
+
+    @classmethod
+    def reopened(cls, conversation_id: str, turns: list) -> "Conversation":
+        """A saved conversation to continue: a new conversation holding its turns, so two sessions reopening the
+        same chat (or one reopening it twice) never write over each other's transcript."""
+        return cls(turns=turns, continued_from=conversation_id)
 
     def title(self) -> str:
         first = next((t.content for t in self.turns if t.role == "user"), "New chat")

@@ -141,3 +141,20 @@ def m005_finetune(db: Database) -> None:
         pk=("job_id", "id"),
         defaults={"metrics": "{}"},
     )
+
+
+@migrations()
+def m006_exchange_status(db: Database) -> None:
+    # An exchange is written when its request is sent (status "in_flight") and updated when the reply ends, so a
+    # crash leaves the request behind. `process` names the writer (host:pid:start) so the next start can tell a
+    # dead writer's rows ("interrupted") from those of another app still running on the same database file.
+    db["exchanges"].add_column("status", str, not_null_default="done")
+    db["exchanges"].add_column("pid", int)
+    db["exchanges"].add_column("process", str)
+    db["exchanges"].add_column("updated_at", str)
+    # Only failed rows change (rewriting every row would re-index the whole log through its FTS triggers).
+    db.execute("update exchanges set status = case when error like 'Stopped%' then 'stopped' else 'error' end "
+               "where error is not null")
+    db["exchanges"].create_index(["status"])
+    # A conversation reopened from History goes on as a new conversation; this names the one it was opened from.
+    db["conversations"].add_column("continued_from", str)

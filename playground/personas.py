@@ -57,3 +57,9 @@ def load_personas(folder: Path) -> tuple[dict[str, Persona], list[FileProblem]]:
             continue
         personas[persona.name] = persona
     return personas, problems
+
+
+def persona_order(personas: dict[str, Persona]) -> list[str]:
+    """Names as the pickers list them: chat personas first, then completion ones (a base model's prompt text is
+    not what a first chat expects), each alphabetically. The first is every picker's default."""
+    return sorted(personas, key=lambda name: (personas[name].mode != "chat", name.casefold()))

@@ -1,5 +1,6 @@
 """Which providers exist and which models they serve; resolves what the user picked or typed."""
 
+import re
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -10,6 +11,8 @@ from .lookup import LOOKUP_MODEL, LookupProvider
 from .providers import Provider, ProviderError, probe_local_servers, make_provider
 
 SEPARATOR = ":"
+# Listed models that do not chat (OpenAI's /v1/models lists them all): never a picker's default.
+NOT_CHAT = re.compile(r"embed|whisper|tts|dall-e|moderation|transcribe|realtime|image|audio|search|rerank", re.I)
 
 
 class Registry:
@@ -22,6 +25,8 @@ class Registry:
         self._providers: dict[str, Provider] = {p.name: p for p in providers}
         self._models: dict[str, list[str]] = {p.name: list(p.config.models) for p in providers}
         self._problems: dict[str, str] = {}
+        self._answered: set[str] = set()  # providers whose model list came back: their models are served
+        self.listed = threading.Event()  # set once the first refresh has asked every provider
         self._lock = threading.Lock()
 
     def providers(self) -> list[Provider]:
@@ -49,10 +54,14 @@ class Registry:
             except ProviderError as e:
                 with self._lock:
                     self._problems[provider.name] = str(e)
+                    self._answered.discard(provider.name)
                 continue
             with self._lock:
                 self._models[provider.name] = models
                 self._problems.pop(provider.name, None)
+                self._answered.add(provider.name)
+        if name is None:
+            self.listed.set()
         with self._lock:
             return dict(self._problems)
 
@@ -79,16 +88,29 @@ class Registry:
                 out.append((label, f"{provider}{SEPARATOR}{model}"))
         return out
 
+    def served_chat_models(self) -> list[str]:
+        """provider:model of every model an answering provider lists that chats (no base models, embeddings...)."""
+        with self._lock:
+            answered = {name: self._providers[name] for name in self._answered}
+        return [f"{name}{SEPARATOR}{model}" for name, models in self.models().items() if name in answered
+                for model in models if not answered[name].is_completion_model(model) and not NOT_CHAT.search(model)]
+
     def default_model(self, preferred: str | None = None) -> str:
-        """The preferred model if a provider lists it, else the lookup baseline, which always answers."""
+        """The preferred model if an answering provider lists it, else the first served chat model, else the
+        lookup baseline, which always answers."""
+        with self._lock:
+            answered = set(self._answered)
         if preferred:
             head, sep, rest = preferred.partition(SEPARATOR)
             for provider, models in self.models().items():
+                if provider not in answered:
+                    continue
                 if sep and head == provider and rest in models:
                     return preferred
                 if preferred in models:
                     return f"{provider}{SEPARATOR}{preferred}"
-        return f"{self.lookup.name}{SEPARATOR}{LOOKUP_MODEL}"
+        served = self.served_chat_models()
+        return served[0] if served else f"{self.lookup.name}{SEPARATOR}{LOOKUP_MODEL}"
 
     def resolve(self, ref: str) -> tuple[Provider | LookupProvider, str]:
         ref = (ref or "").strip()

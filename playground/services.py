@@ -52,6 +52,8 @@ def build_services(
     environ = dict(os.environ if environ is None else environ)
     home = Path(home) if home else home_dir(environ)
     store = Store(home / "playground.db")
+    # Replies that were streaming when an earlier app died are marked interrupted (another live app's are not).
+    store.recover_interrupted()
     problems: list[str] = []
     configs: list[EndpointConfig] = []
     if (openai := openai_endpoint(environ)) is not None:
@@ -70,6 +72,8 @@ def build_services(
     if discover:
         # Model lists and local servers are looked up beside startup, never in its way.
         threading.Thread(target=_discover, args=(registry, detect_local), daemon=True).start()
+    else:
+        registry.listed.set()  # no lookup is coming: pickers must not wait for one
     return services
 
 

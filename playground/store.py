@@ -5,6 +5,7 @@ so each operation opens its own connection; WAL lets readers and a writer work a
 """
 
 import json
+import os
 import re
 import sqlite3
 import uuid
@@ -17,6 +18,9 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .migrations import migrations
+from .processes import is_gone, process_key
+
+INTERRUPTED = "Interrupted: the app stopped before the reply was finished. Retry to ask again."
 
 
 def now() -> str:
@@ -50,6 +54,7 @@ class Exchange:
     incomplete: bool = False
     rating: int = 0
     created_at: str = field(default_factory=now)
+    status: str = ""  # in_flight, done, error, stopped or interrupted; empty: done, or error when there is one
 
     def request_text(self) -> str:
         if "prompt" in self.request:
@@ -57,9 +62,24 @@ class Exchange:
         return "\n".join(m["content"] for m in self.request.get("messages", []) if m["role"] != "system")
 
 
+@dataclass
+class SavedConversation:
+    """A conversation as the conversations table holds it (transcript: the turns as dicts)."""
+
+    id: str
+    title: str
+    persona: str
+    provider: str
+    model: str
+    settings: dict
+    transcript: list[dict]
+    continued_from: str | None = None
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.process = process_key()  # names this process on the rows it writes while a reply is in flight
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -88,13 +108,66 @@ class Store:
 
     # --- exchanges -------------------------------------------------------------------------
     def log_exchange(self, exchange: Exchange) -> int:
+        """Log a finished exchange in one write (generation runs); chat uses start_ and finish_exchange."""
+        with self.writing() as db:
+            return db["exchanges"].insert(self._exchange_row(exchange)).last_pk
+
+    def start_exchange(self, exchange: Exchange, conversation: SavedConversation | None = None) -> int:
+        """Log a request as it is sent (status in_flight, incomplete) and, in the same transaction, the
+        conversation with the turn it answers (`exchange.turn`) stamped with the new exchange id."""
+        row = {**self._exchange_row(exchange), "status": "in_flight", "incomplete": 1, "pid": os.getpid(),
+               "process": self.process, "updated_at": now()}
+        with self.writing() as db:
+            exchange_id = db["exchanges"].insert(row).last_pk
+            if conversation is not None:
+                turns = conversation.transcript
+                if 0 <= exchange.turn < len(turns) and turns[exchange.turn].get("exchange_id") is None:
+                    turns[exchange.turn]["exchange_id"] = exchange_id
+                _save_conversation(db, conversation)
+        return exchange_id
+
+    def finish_exchange(self, exchange_id: int, exchange: Exchange,
+                        conversation: SavedConversation | None = None) -> None:
+        """The reply ended (done, error or stopped): the row gets its reply and metrics, with the conversation."""
+        row = self._exchange_row(exchange)
+        row.pop("created_at")
+        row["updated_at"] = now()
+        with self.writing() as db:
+            db["exchanges"].update(exchange_id, row)
+            if conversation is not None:
+                _save_conversation(db, conversation)
+
+    @staticmethod
+    def _exchange_row(exchange: Exchange) -> dict:
         row = asdict(exchange)
         row["request"] = json.dumps(exchange.request, ensure_ascii=False)
         row["request_text"] = exchange.request_text()
         row["tokens_counted"] = int(exchange.tokens_counted)
         row["incomplete"] = int(exchange.incomplete)
+        row["status"] = exchange.status or ("error" if exchange.error else "done")
+        return row
+
+    def recover_interrupted(self) -> int:
+        """Mark the in-flight exchanges of processes that have ended as interrupted; returns how many.
+
+        Run at startup. Rows of a process that still runs (another app on the same database) are left alone.
+        """
+        with self.db() as db:
+            owners = [r[0] for r in db.execute(
+                "select distinct process from exchanges where status = 'in_flight' and process is not null")]
+        gone = [p for p in owners if p != self.process and is_gone(p)]
+        if not gone:
+            return 0
+        marks = ",".join("?" * len(gone))
         with self.writing() as db:
-            return db["exchanges"].insert(row).last_pk
+            rows = list(db.execute(f"select id, conversation_id, turn from exchanges where status = 'in_flight' "
+                                   f"and process in ({marks})", gone))
+            db.execute(f"update exchanges set status = 'interrupted', incomplete = 1, error = coalesce(error, ?), "
+                       f"updated_at = ? where status = 'in_flight' and process in ({marks})",
+                       [INTERRUPTED, now(), *gone])
+            for exchange_id, conversation_id, turn in rows:
+                _mark_turn_interrupted(db, conversation_id, turn, exchange_id)
+        return len(rows)
 
     def rate(self, exchange_id: int, rating: int) -> None:
         with self.writing() as db:
@@ -121,19 +194,10 @@ class Store:
 
     # --- conversations ---------------------------------------------------------------------
     def save_conversation(self, conversation_id: str, *, title: str, persona: str, provider: str, model: str,
-                          settings: dict, transcript: list[dict]) -> None:
+                          settings: dict, transcript: list[dict], continued_from: str | None = None) -> None:
         with self.writing() as db:
-            existing = db["conversations"].count_where("id = ?", [conversation_id])
-            row = {
-                "id": conversation_id, "title": title[:120], "persona": persona, "provider": provider,
-                "model": model, "settings": json.dumps(settings, ensure_ascii=False),
-                "transcript": json.dumps(transcript, ensure_ascii=False),
-                "transcript_text": "\n".join(str(t.get("content") or "") for t in transcript), "updated_at": now(),
-            }
-            if existing:
-                db["conversations"].update(conversation_id, row)
-            else:
-                db["conversations"].insert({**row, "created_at": row["updated_at"]})
+            _save_conversation(db, SavedConversation(conversation_id, title, persona, provider, model, settings,
+                                                     transcript, continued_from))
 
     def conversation(self, conversation_id: str) -> dict | None:
         with self.db() as db:
@@ -173,6 +237,31 @@ class Store:
                 where="dataset = :dataset", where_args={"dataset": dataset}, limit=1,
             ))
         return rows[0]["reply"] if rows else None
+
+
+def _save_conversation(db: Database, conversation: SavedConversation) -> None:
+    c = conversation
+    row = {
+        "id": c.id, "title": c.title[:120], "persona": c.persona, "provider": c.provider, "model": c.model,
+        "settings": json.dumps(c.settings, ensure_ascii=False),
+        "transcript": json.dumps(c.transcript, ensure_ascii=False),
+        "transcript_text": "\n".join(str(t.get("content") or "") for t in c.transcript), "updated_at": now(),
+    }
+    if db["conversations"].count_where("id = ?", [c.id]):
+        db["conversations"].update(c.id, row)
+    else:
+        db["conversations"].insert({**row, "created_at": row["updated_at"], "continued_from": c.continued_from})
+
+
+def _mark_turn_interrupted(db: Database, conversation_id: str, turn: int, exchange_id: int) -> None:
+    """The reply turn saved when the request was sent says what happened to it, for whoever reopens the chat."""
+    rows = list(db["conversations"].rows_where("id = ?", [conversation_id], select="transcript"))
+    if not rows:
+        return
+    transcript = json.loads(rows[0]["transcript"])
+    if 0 <= turn < len(transcript) and transcript[turn].get("exchange_id") == exchange_id:
+        transcript[turn].update(error=INTERRUPTED, incomplete=True)
+        db["conversations"].update(conversation_id, {"transcript": json.dumps(transcript, ensure_ascii=False)})
 
 
 def _words(text: str) -> list[str]:

@@ -1,11 +1,13 @@
 """The A/B tab as a user sees it, in headless Chromium against the fake OpenAI server: a blind round and a vote."""
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
 
 from playground.dataset_store import iter_examples
+from playground.personas import persona_order
 from tests.browser import SCREENSHOTS, open_app, open_tab, screenshot
 
 SHOTS = "ab"
@@ -86,20 +88,27 @@ def test_a_blind_round_streams_both_columns_then_a_vote_reveals_them_and_ranks_t
     page.screenshot(path=str(SCREENSHOTS / SHOTS / "leaderboard.png"))
 
 
-def test_an_empty_column_says_what_is_missing(page, fake_server):
+def test_a_fresh_tab_sends_at_once_to_two_different_served_setups(page, fake_server):
+    # First run: no column starts without a model (the "pick a model" message is checked through the API in
+    # test_ab_ui), and the two columns start on two different served models, so a first message just works.
     tab = page.locator("#ab-tab")
+    models = tab.get_by_label("Model", exact=True)
+    expect(models.nth(0)).to_have_value(re.compile("gpt-4o-mini"))
+    expect(models.nth(1)).not_to_have_value("")
+    assert models.nth(0).input_value() != models.nth(1).input_value()
     tab.get_by_label("Message", exact=True).fill("Anyone there?")
     tab.get_by_role("button", name="Send", exact=True).click()
 
-    expect(tab.locator("#ab-notice")).to_contain_text("Column 2: pick a model")
-    expect(tab.get_by_label("Message", exact=True)).to_have_value("Anyone there?")
-    assert [r for r in fake_server.requests if r["path"].endswith("completions")] == []
-    screenshot(page, f"{SHOTS}/missing-model")
+    for slot in "AB":
+        expect(panel(tab, slot).locator("[data-testid='bot'] sub")).to_contain_text("tokens")
+    sent = sorted(r["body"]["model"] for r in fake_server.requests if r["path"].endswith("completions"))
+    assert len(sent) == 2 and sent[0] != sent[1]
+    screenshot(page, f"{SHOTS}/first-run")
 
 
 def test_a_voted_column_and_the_votes_go_to_datasets(page, services, fake_server):
     tab = page.locator("#ab-tab")
-    persona = sorted(services.personas)[0]
+    persona = persona_order(services.personas)[0]
     choose(tab, "Model", 0, "local:gpt-4o-mini")
     choose(tab, "Model", 1, "local:gpt-4o")
     tab.get_by_text("Parameters", exact=True).nth(1).click()  # column 2 answers in two tokens
@@ -113,7 +122,7 @@ def test_a_voted_column_and_the_votes_go_to_datasets(page, services, fake_server
         expect(panel(tab, slot).locator("[data-testid='bot'] sub")).to_contain_text("tokens")
     # Opening the parameters sets no seed: the request is the one the settings describe.
     sent = [r["body"] for r in fake_server.requests if r["path"].endswith("completions")]
-    assert sorted(b["max_tokens"] for b in sent) == [2, 64] and not any("seed" in b for b in sent)
+    assert sorted(b["max_tokens"] for b in sent) == [2, services.personas[persona].params.max_tokens] and not any("seed" in b for b in sent)
 
     tab.get_by_text("Add to dataset", exact=True).click()
     adder = tab.locator("#ab-add-to-dataset")

@@ -43,9 +43,10 @@ def test_reply_streams_in_with_its_metrics_and_is_logged(app, services):
     [exchange] = services.store.exchanges()
     assert exchange["model"] == "gpt-4o-mini" and exchange["reply"] == "Echo: When does the regatta start?"
     assert "When does the regatta start?" in exchange["request_text"]
-    # The persona selected when the page opens sends its own parameters, not the bare defaults.
+    # The persona selected when the page opens (Location Extractor, the first chat persona) sends its own
+    # parameters, not the bare defaults.
     request = exchange["request"]
-    assert (request["temperature"], request["max_tokens"], request["stop"]) == (0, 64, ["\n"])
+    assert (request["temperature"], request["max_tokens"], request.get("stop")) == (0, 300, None)
 
 
 def test_server_error_names_the_cause_and_keeps_the_typed_message(app, services, fake_server):
@@ -203,7 +204,7 @@ def test_retry_edit_and_undo(app, services):
 def test_switching_persona_loads_its_system_prompt_and_variables(app):
     page, _ = app
     system_prompt = page.get_by_label("System prompt", exact=True)
-    expect(system_prompt).to_have_value(re.compile("Brindlecombe"))
+    expect(system_prompt).to_have_value(re.compile("You are a location extractor"))  # the default persona
 
     choose_persona(page, "Rude Support Agent")
     expect(system_prompt).to_have_value(re.compile("smart kettles"))
@@ -232,7 +233,7 @@ def test_history_lists_the_conversation_and_reopens_it(app):
     expect(page.get_by_role("tab", name="Chat", exact=True)).to_have_attribute("aria-selected", "true")
     expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])
     wait_for_reply(page, "Echo: Where is the lighthouse?")
-    expect(page.get_by_label("Persona", exact=True)).to_have_value("Brindlecombe Facts Q&A")
+    expect(page.get_by_label("Persona", exact=True)).to_have_value("Location Extractor")  # the default persona
     expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile("gpt-4o-mini"))
     page.wait_for_timeout(500)  # nothing that follows (the persona's change event, say) may undo the restore
     expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])

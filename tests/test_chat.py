@@ -431,11 +431,28 @@ def test_lookup_reindexes_only_when_the_dataset_file_changes(tmp_path):
     ("gpt-4o-mini", "local:gpt-4o-mini"),
     ("local:gpt-4o-mini", "local:gpt-4o-mini"),
     ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "local:ft:gpt-4o-mini-2024-07-18:acme::abc123"),
-    ("gpt-9-not-listed", "offline:lookup"),
-    (None, "offline:lookup"),
+    # Not served: the first served chat model (the fake server lists davinci-002, a base model, before echo).
+    ("gpt-9-not-listed", "local:echo"),
+    (None, "local:echo"),
 ])
-def test_default_model_prefers_a_listed_model_and_falls_back_to_lookup(services, preferred, expected):
+def test_default_model_prefers_a_listed_model_then_a_served_chat_model(services, preferred, expected):
     assert services.registry.default_model(preferred) == expected
+
+
+@pytest.mark.parametrize("preferred", ["gpt-4o-mini", "local:gpt-4o-mini", None])
+def test_default_model_is_lookup_when_no_provider_answers(services, fake_server, preferred):
+    fake_server.close()
+    services.registry.refresh()  # the list is asked again and fails: its models are not served any more
+
+    assert services.registry.default_model(preferred) == "offline:lookup"
+    assert services.registry.served_chat_models() == []
+
+
+def test_served_chat_models_leave_out_base_embedding_and_audio_models(services, fake_server):
+    fake_server.models = ["gpt-4o-mini", "davinci-002", "text-embedding-3-small", "whisper-1", "tts-1", "dall-e-3"]
+    services.registry.refresh()
+
+    assert services.registry.served_chat_models() == ["local:gpt-4o-mini"]
 
 
 # --- resolving what the user picked or typed ----------------------------------------------------

@@ -31,7 +31,7 @@ def test_migrations_on_a_blank_database(tmp_path):
     db = Database(tmp_path / "blank.db")
     assert db["conversations"].columns_dict == {
         "id": str, "title": str, "persona": str, "provider": str, "model": str, "settings": str,
-        "transcript": str, "transcript_text": str, "created_at": str, "updated_at": str,
+        "transcript": str, "transcript_text": str, "created_at": str, "updated_at": str, "continued_from": str,
     }
     assert db["conversations"].pks == ["id"]
     assert db["exchanges"].columns_dict == {
@@ -39,6 +39,7 @@ def test_migrations_on_a_blank_database(tmp_path):
         "mode": str, "request": str, "request_text": str, "reply": str, "finish_reason": str,
         "prompt_tokens": int, "completion_tokens": int, "tokens_counted": int, "cost_usd": float,
         "ttft_ms": float, "duration_ms": float, "error": str, "incomplete": int, "rating": int, "created_at": str,
+        "status": str, "pid": int, "process": str, "updated_at": str,
     }
     assert db["exchanges"].pks == ["id"]
     assert db["lookup_examples"].columns_dict == {
@@ -46,12 +47,12 @@ def test_migrations_on_a_blank_database(tmp_path):
     assert db["exchanges"].detect_fts() == "exchanges_fts"
     assert db["conversations"].detect_fts() == "conversations_fts"
     assert db["lookup_examples"].detect_fts() == "lookup_examples_fts"
-    assert {tuple(i.columns) for i in db["exchanges"].indexes} >= {("conversation_id", "turn"), ("created_at",)}
+    assert {tuple(i.columns) for i in db["exchanges"].indexes} >= {("conversation_id", "turn"), ("created_at",), ("status",)}
     assert [r["name"] for r in db["_sqlite_migrations"].rows] == MIGRATIONS
 
 
 # Every migration that ships is added here: a blank database gets all of them, in order.
-MIGRATIONS = ["m001_initial", "m002_datasets", "m003_ab", "m004_templates", "m005_finetune"]
+MIGRATIONS = ["m001_initial", "m002_datasets", "m003_ab", "m004_templates", "m005_finetune", "m006_exchange_status"]
 
 
 def test_journal_mode_is_wal(store):

@@ -167,11 +167,16 @@ def test_history_search_finds_a_conversation_that_open_restores(app_url, service
         "The keeper rowed to Gullstone", "Echo: The keeper rowed to Gullstone"]
     assert (persona, model, system_prompt, temperature) == (PERSONA, MODEL, "Be terse.", 0.25)
 
-    # The reopened conversation goes on where it stopped.
+    # The reopened conversation goes on where it stopped, as a new conversation that names the one it continues
+    # (two sessions reopening one chat must not write over each other's transcript); the original is untouched.
     send(later, "And then?")
     latest = services.store.exchanges()[0]
-    assert latest["conversation_id"] == conversation_id
     assert "The keeper rowed to Gullstone" in latest["request_text"]
+    continued = services.store.conversation(latest["conversation_id"])
+    assert latest["conversation_id"] != conversation_id and continued["continued_from"] == conversation_id
+    assert [t["content"] for t in continued["transcript"]][:3] == [
+        "The keeper rowed to Gullstone", "Echo: The keeper rowed to Gullstone", "And then?"]
+    assert len(services.store.conversation(conversation_id)["transcript"]) == 2
 
 
 def test_open_conversation_with_an_unknown_id_says_so(client):

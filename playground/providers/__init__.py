@@ -165,14 +165,14 @@ class Provider:
             raise self.error(
                 "broken_stream",
                 f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
-                "The partial reply is kept and marked incomplete; Retry to ask again.") from None
+                f"{_what_is_kept(received)}") from None
         finally:
             response.close()
         if stream.finish_reason is None:
             raise self.error(
                 "broken_stream",
                 f"The stream from {self.name} ended before the model finished (no finish reason after {received} "
-                "characters). The partial reply is kept and marked incomplete; Retry to ask again.")
+                f"characters). {_what_is_kept(received)}")
 
     def _explain(self, e: Exception, model: str | None, completions: bool = False) -> ProviderError:
         """What went wrong and what to do; every server text in it is redacted by `self.error`."""
@@ -216,6 +216,12 @@ class Provider:
         # A 404 that is not about the model means the path is wrong, usually a base URL without /v1.
         return self.error("not_found", f"{where} has no such API path (404: {_server_message(e)}). Check "
                           "the endpoint's base URL: it usually ends in /v1.", 404)
+
+
+def _what_is_kept(received: int) -> str:
+    if received:
+        return "The partial reply is kept and marked incomplete; Retry to ask again."
+    return "Nothing of the reply arrived; Retry to ask again."
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -8,7 +8,8 @@ from .. import ab
 from ..ab import LETTERS, MAX_COLUMNS, Arena, ArenaColumn, Ballot
 from ..chat import ChatSettings, check_message
 from ..errors import PlaygroundError
-from ..params import PARAM_NAMES
+from ..params import PARAM_NAMES, SamplingParams
+from ..personas import persona_order
 from ..services import Services
 from .ab_batch import build_batch
 from .ab_datasets import build_votes_to_dataset, column_source
@@ -17,6 +18,7 @@ from .add_to_dataset import build_add_to_dataset
 from .format import error_notice, to_chatbot
 from .params_form import build_controls, control_values, parse_params
 
+LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the stopped streams to log their partial replies
 START_HINT = ("Send one message to every column: the replies stream side by side. In blind mode the columns are "
               "shuffled every round and their names stay hidden until you vote.")
@@ -41,20 +43,26 @@ class ColumnSetup:
 PER_COLUMN = 4 + len(PARAM_NAMES)
 
 
-def build_setup(services: Services, index: int) -> ColumnSetup:
-    names = sorted(services.personas)
-    first = services.personas[names[0]] if names else None
-    # Column 1 starts on the persona's model; the others are for the user to pick (an empty one says so).
-    model = services.registry.default_model(first and first.model) if index == 0 else None
+def build_setup(services: Services, index: int, persona_name: str | None, model_ref: str) -> ColumnSetup:
+    """One column's controls, starting on the given persona (its prompt and parameters) and model."""
+    names = persona_order(services.personas)
+    start = services.personas.get(persona_name)
     with gr.Column(visible=index < 2, min_width=240) as group:
         gr.Markdown(f"**Column {index + 1}**")
         label = gr.Textbox(label="Label", placeholder="optional: its name on the leaderboard", max_lines=1)
-        persona = gr.Dropdown(names, value=first.name if first else None, label="Persona")
-        model = gr.Dropdown(services.registry.choices(), value=model, label="Model", allow_custom_value=True)
-        system_prompt = gr.Textbox(first.system_prompt if first else "", label="System prompt", lines=3, max_lines=5)
+        persona = gr.Dropdown(names, value=persona_name, label="Persona")
+        model = gr.Dropdown(services.registry.choices(), value=model_ref, label="Model", allow_custom_value=True)
+        system_prompt = gr.Textbox(start.system_prompt if start else "", label="System prompt", lines=3, max_lines=5)
         with gr.Accordion("Parameters", open=False):
-            controls = build_controls(first.params if first else None)
+            controls = build_controls(start.params if start else None)
     return ColumnSetup(group, label, persona, model, system_prompt, [controls[n] for n in PARAM_NAMES])
+
+
+def setup_values(services: Services, persona_name: str | None, model_ref: str) -> list:
+    """What a column's persona, model, system prompt and parameter controls show for a starting setup."""
+    start = services.personas.get(persona_name)
+    return [gr.update(value=persona_name), gr.update(choices=services.registry.choices(), value=model_ref),
+            start.system_prompt if start else "", *control_values(start.params if start else SamplingParams())]
 
 
 def parse_columns(count: int, values: list) -> list[ArenaColumn]:
@@ -123,7 +131,7 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
                                 info="Shuffle the columns every round and hide their names until you vote.")
         with gr.Accordion("Column setup", open=True):
             with gr.Row(equal_height=False):
-                setups = [build_setup(services, i) for i in range(MAX_COLUMNS)]
+                setups = [build_setup(services, i, *setup) for i, setup in enumerate(ab.starting_setups(services))]
         with gr.Tabs():
             with gr.Tab("Compare", id="ab-compare"):
                 with gr.Row(equal_height=True):
@@ -269,7 +277,13 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
     # The leaderboard is refitted when it is opened (a vote is cast on another sub-tab), not after every vote.
     board_tab.select(board.refresh, board.inputs, board.outputs, api_visibility="private")
     root = gr.context.Context.root_block
-    if root is not None:  # model lists arrive in the background after startup; offer them once the page loads
-        root.load(lambda *current: [gr.update(choices=services.registry.choices(), value=v) for v in current],
-                  [s.model for s in setups], [s.model for s in setups], api_visibility="private")
+    if root is not None:
+        # Model lists arrive in the background after startup: once they have, each new page starts every column
+        # on a served model (lookup only when none answers), no two columns alike.
+        def on_load():
+            services.registry.listed.wait(LIST_WAIT_S)
+            return [v for i, setup in enumerate(ab.starting_setups(services)) for v in setup_values(services, *setup)]
+
+        root.load(on_load, None, [c for s in setups for c in (s.persona, s.model, s.system_prompt, *s.params)],
+                  api_visibility="private", show_progress="hidden")
     return [s.persona for s in setups]

@@ -3,6 +3,7 @@
 import gradio as gr
 
 from ..demo import DemoSettings
+from ..personas import persona_order
 from ..serving import MAX_UPLOAD_MB
 from ..services import Services
 from .ab_tab import build_ab_tab
@@ -67,7 +68,7 @@ def launch(app: gr.Blocks, **options) -> tuple:
 def persona_lists(services: Services):
     """A handler giving persona dropdowns today's personas, each keeping its choice while that persona exists."""
     def refresh(*chosen):
-        names = sorted(services.personas)
+        names = persona_order(services.personas)
         updates = [gr.update(choices=names, value=c if c in services.personas else (names[0] if names else None))
                    for c in chosen]
         return updates[0] if len(updates) == 1 else updates
@@ -100,8 +101,5 @@ def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks
                          show_progress="hidden")
         ab_page.select(persona_lists(services), ab_personas, ab_personas, api_visibility="private",
                        show_progress="hidden")
-        # Model lists arrive in the background after startup; offer them as soon as the page loads.
-        demo.load(lambda current: gr.update(choices=services.registry.choices(), value=current),
-                  [chat.model], [chat.model], api_visibility="private")
     demo.queue(default_concurrency_limit=CONCURRENT_STREAMS)
     return demo

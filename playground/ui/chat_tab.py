@@ -12,6 +12,7 @@ from ..coalesce import coalesce
 from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
 from ..params import PARAM_NAMES
+from ..personas import persona_order
 from ..services import Services
 from .format import error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values, parse_params
@@ -33,6 +34,7 @@ class ChatTab:
     settings_inputs: list
 
 
+LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
 
 
@@ -71,7 +73,7 @@ def wait_until_logged(conversation: Conversation, index: int, timeout: float) ->
 
 
 def build_chat_tab(services: Services) -> ChatTab:
-    names = sorted(services.personas)
+    names = persona_order(services.personas)
     first = services.personas[names[0]] if names else None
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -101,7 +103,9 @@ def build_chat_tab(services: Services) -> ChatTab:
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
                     new_chat = gr.Button("New chat")
-    state = gr.State(Conversation.start(first.greeting if first else ""))
+    # A callable: Gradio calls it for every new session, so each visitor's chat gets its own conversation id
+    # (a value would be deep-copied into every session, id and all, and their turns would share one row).
+    state = gr.State(lambda: Conversation.start(first.greeting if first else ""))
     params = [controls[n] for n in PARAM_NAMES]
     settings_inputs = [persona, model, system_prompt, variables, *params]
     tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, settings_inputs)
@@ -250,9 +254,19 @@ def build_chat_tab(services: Services) -> ChatTab:
             imported = import_persona(services, Path(path))
         except PlaygroundError as e:
             return gr.update(), error_notice(str(e))
-        return (gr.update(choices=sorted(services.personas)),
+        return (gr.update(choices=persona_order(services.personas)),
                 f"Imported **{imported.name}** as a persona: pick it in the Persona list.")
 
+    def on_load(name):
+        # Model lists arrive in the background after startup: once they have, a new page starts on the persona's
+        # model when it is served, else the first served chat model; lookup only when none answers.
+        services.registry.listed.wait(LIST_WAIT_S)
+        preferred = services.personas[name].model if name in services.personas else None
+        return gr.update(choices=services.registry.choices(), value=services.registry.default_model(preferred))
+
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(on_load, [persona], [model], api_visibility="private", show_progress="hidden")
     card.upload(on_card, [card], [persona, notice], api_name="import_card")
     from .add_to_dataset import build_add_to_dataset, chat_source  # here, not at the top: it builds on this module
 

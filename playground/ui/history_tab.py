@@ -53,7 +53,7 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         if row is None:
             return {notice: error_notice(f"No conversation with id '{cid}'. Select one in the table.")}
         settings = ChatSettings.model_validate(row["settings"])
-        conversation = Conversation(id=row["id"], turns=row["transcript"])
+        conversation = Conversation.reopened(row["id"], row["transcript"])
         persona = services.personas.get(settings.persona)
         if persona is None:
             return {notice: error_notice(f"The persona '{settings.persona}' of that conversation no longer exists.")}
