@@ -190,3 +190,15 @@ def test_home_defaults_to_the_environment(home, town_file, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_HOME", str(home))
     assert main(["dataset", "import", str(town_file), "--name", "town"]) == 0
     assert get_dataset(store(home), "town").examples == 12
+
+
+def test_export_refuses_a_split_that_would_write_an_empty_file(home, tmp_path, capsys):
+    path = tmp_path / "six.jsonl"
+    path.write_text("\n".join(line(q, f"Answer {i}.") for i, q in enumerate(QUESTIONS[:2])) + "\n", encoding="utf-8")
+    run(home, "import", str(path), "--name", "two")
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert run(home, "export", "two", "--format", "openai-chat", "--split", "60/20/20", "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "would leave the test part empty" in err and "fewer parts" in err
+    assert not out.exists()
