@@ -63,6 +63,8 @@ def test_add_to_dataset_replaces_the_system_prompt_with_the_deploy_prompt(client
 
     notice = add(client, services, new="brack lines")
     assert "Saved as example" in notice and "brack lines" in notice
+    notice = add(client, services, dataset="brack lines")  # Save pressed again
+    assert "Not saved: this example is already in the dataset **brack lines**" in notice
 
     [example] = iter_examples(services.store, "brack lines")
     assert example.messages[0].content == persona.deploy_prompt
@@ -101,7 +103,7 @@ def _exists(services, name) -> bool:
 def test_the_datasets_tab_lists_the_dataset_with_counts_and_tokens(client, services):
     chat_with_brack(client, services, "What's that smell?")
     add(client, services, new="brack")
-    add(client, services, dataset="brack", upto=1)
+    add(client, services, dataset="brack", upto=1, system="none")  # a second, different example (same one: not added)
 
     dataset, datasets, examples = client.predict("brack", "", api_name="/datasets_list")
     [row] = rows(datasets)

@@ -159,11 +159,11 @@ class GenerationEvents:
         try:
             if not (name or "").strip():
                 raise PlaygroundError("Choose a dataset, or type a name for a new one.")
-            ids = add_to_dataset(self.services.store, name, chosen_pairs(result, rows), result.provenance,
-                                 system_prompt or "")
+            report = add_to_dataset(self.services.store, name, chosen_pairs(result, rows), result.provenance,
+                                    system_prompt or "")
         except PlaygroundError as e:
             return {p.status: error_notice(str(e))}
-        return {p.status: f"Added {len(ids)} example{'s' if len(ids) != 1 else ''} to the dataset '{name.strip()}'.",
+        return {p.status: report.summary(f"the dataset '{report.dataset}'") + ".",
                 p.dataset: self.refresh_datasets(name.strip())}
 
     def refresh_datasets(self, current):

@@ -6,7 +6,7 @@ Several ticked in one conversation make one example, up to the latest of them.
 
 import gradio as gr
 
-from ..dataset_store import add_examples, get_dataset
+from ..dataset_store import AddReport, add_new_examples, get_dataset
 from ..errors import PlaygroundError
 from ..services import Services
 from ..transcripts import ConversionOptions, example_from_exchanges, last_user_text, log_facets, logged_exchanges
@@ -104,12 +104,11 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
                 skipped.append(f"exchange {max(group)}: {e}")
         try:
             name = target_dataset(services, dataset, new_name)
-            added = add_examples(services.store, name, examples) if examples else []
+            report = add_new_examples(services.store, name, examples) if examples else AddReport(name, [])
         except PlaygroundError as e:
             return {notice: error_notice(str(e))}
         info = get_dataset(services.store, name)
-        message = (f"Added {count(len(added), 'example')} to **{name}** "
-                   f"(now {count(info.examples, 'example')}, {info.tokens:,} tokens).")
+        message = f"{report.summary(f'**{name}**')} (now {count(info.examples, 'example')}, {info.tokens:,} tokens)."
         if skipped:
             message += "\n\n⚠️ Not added:\n" + "\n".join(f"- {s}" for s in skipped)
         choices = dataset_choices(services)
