@@ -135,7 +135,18 @@ def _missing_roles(example: Example) -> list[Finding]:
     if "user" not in roles:
         findings.append(_at(example, "warning", "missing_user_message",
                             "has no user message: add the input the reply answers."))
-    return findings
+    return findings + _greeting_first(example)
+
+
+def _greeting_first(example: Example) -> list[Finding]:
+    """An assistant turn before any user turn (a kept greeting) teaches the model to open the conversation."""
+    first = next((m for m in example.messages if m.role != "system"), None)
+    if first is None or first.role != "assistant" or not any(m.role == "user" for m in example.messages):
+        return []
+    return [_at(example, "warning", "assistant_speaks_first",
+                "starts with an assistant turn before any user turn (the persona's greeting, kept by the \"Keep the "
+                "greeting\" option of Add to dataset): the model learns to speak first. Delete that turn, or add "
+                "again with \"Keep the greeting\" unticked.")]
 
 
 # --- across examples -----------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ def build_add_to_dataset(services: Services, make_source: Callable[[], Transcrip
                 keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
                 speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
                 weight_disliked = gr.Checkbox(True, label="Weight 0 on disliked replies")
-                keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+                keep_greeting = gr.Checkbox(False, label="Keep the greeting",
+                                        info="Off: examples start with the user, not the persona's greeting.")
             with gr.Column(scale=3, min_width=360):
                 summary = gr.Markdown("")
                 preview = gr.Code("", language="json", label="Preview of the example", interactive=False,

@@ -66,7 +66,8 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
             keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
             speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
             weight_disliked = gr.Checkbox(True, label="Weight 0 on disliked replies")
-            keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+            keep_greeting = gr.Checkbox(False, label="Keep the greeting",
+                                        info="Off: examples start with the user, not the persona's greeting.")
         with gr.Column():
             target = gr.Dropdown(dataset_choices(services), label="Add to dataset", allow_custom_value=True)
             new_dataset = gr.Textbox(label="New dataset", placeholder="or type a name to create one")
