@@ -17,6 +17,7 @@ from .answer_order import ORDERED_PAIRS_SHARE, input_order_share, last_exchange
 from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stats_from_counts
 from .datasets import DEFAULT_MODEL, Example
 from .duplicates import duplicate_links, normalize_text, word_bytes
+from .tokens import model_label
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
@@ -62,9 +63,10 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 
 
 def validate_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
-                  format: str | None = None, expected_phrases: Sequence[str] = ()) -> list[Finding]:
+                  format: str | None = None, expected_phrases: Sequence[str] = (),
+                  context: int | None = None) -> list[Finding]:
     """Every finding of a JSONL file, each at a line; dataset-wide ones sit at the last line read."""
-    return check_file(path, model, deploy_prompt, format, expected_phrases).findings
+    return check_file(path, model, deploy_prompt, format, expected_phrases, context=context).findings
 
 
 @dataclass(frozen=True)
@@ -74,18 +76,19 @@ class FileCheck:
 
 
 def check_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, format: str | None = None,
-               expected_phrases: Sequence[str] = (), prices: Mapping[str, float] | None = None) -> FileCheck:
+               expected_phrases: Sequence[str] = (), prices: Mapping[str, float] | None = None,
+               context: int | None = None) -> FileCheck:
     """Validate a file and count its tokens in one streaming pass (plus re-reading the few lines a check needs)."""
-    checker = Checker(model, deploy_prompt, expected_phrases)
+    checker = Checker(model, deploy_prompt, expected_phrases, context)
     for _ in checker.read(parse_lines(path, format)):
         pass
     return FileCheck(checker.finish(checker.file_fetch(path, format), at_lines=True), checker.stats(prices=prices))
 
 
 def validate_examples(examples: Iterable[Example], model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
-                      expected_phrases: Sequence[str] = ()) -> list[Finding]:
+                      expected_phrases: Sequence[str] = (), context: int | None = None) -> list[Finding]:
     """Findings for examples that will be trained on: each names the example's id (or, unsaved, its file line)."""
-    checker = Checker(model, deploy_prompt, expected_phrases)
+    checker = Checker(model, deploy_prompt, expected_phrases, context)
     included = []
     for example in examples:
         if not example.excluded:
@@ -173,10 +176,12 @@ class Checker:
     few examples a check must look at again are fetched back (from the list, the store or the file).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, expected_phrases: Sequence[str] = ()):
+    def __init__(self, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, expected_phrases: Sequence[str] = (),
+                 context: int | None = None):
         self.model, self.deploy_prompt, self.expected_phrases = model, deploy_prompt, tuple(expected_phrases)
         self.deploy = deploy_prompt.strip() if deploy_prompt is not None else None
-        self.limit = context_limit(model)
+        self.context = context
+        self.limit = context_limit(model, context)
         self.per_example: list[Finding] = []
         self.prompt_findings: list[Finding] = []
         self.line_problems: list[Finding] = []
@@ -224,7 +229,7 @@ class Checker:
         if tokens <= self.limit:
             return []
         return [_at(example, "warning", "over_context_limit",
-                    f"has {tokens:,} tokens, over the {self.limit:,}-token training context of {self.model}: "
+                    f"has {tokens:,} tokens, over the {self.limit:,}-token training context of {model_label(self.model)}: "
                     "it will be cut from the end; shorten or split it.")]
 
     def _system_prompt(self, i: int, example: Example) -> None:
@@ -292,7 +297,7 @@ class Checker:
         return fetch
 
     def stats(self, excluded: int = 0, epochs: int | None = None, prices: Mapping[str, float] | None = None) -> DatasetStats:
-        return stats_from_counts(self.tokens, self.model, excluded, epochs, prices)
+        return stats_from_counts(self.tokens, self.model, excluded, epochs, prices, self.context)
 
     def _duplicate_findings(self, fetch) -> list[Finding]:
         """One warning per later copy, naming its earliest (and closest) original."""
