@@ -13,7 +13,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .datasets import DEFAULT_MODEL, Example, TrainingMessage
-from .tokens import base_model, count_text, encoding_name, text_counter
+from .tokens import base_model, count_text, encoding_name, model_label, text_counter, tokenizer_ref
 
 # The default-epochs rule OpenAI applies when n_epochs is not set (from its data-prep cookbook).
 TARGET_EPOCHS = 3
@@ -34,6 +34,16 @@ DEFAULT_CONTEXT_LIMIT = 65_536
 TRAINING_PRICES: Mapping[str, float] = MappingProxyType({
     "gpt-4o-mini": 3.0, "gpt-3.5-turbo": 8.0, "gpt-4o": 25.0, "gpt-4.1": 25.0, "gpt-4.1-mini": 5.0,
 })
+
+
+def counting_model(model: str, tokenizer: str | None = None) -> str:
+    """What tokens are counted for: an open model's local tokenizer (a path; see tokens.tokenizer_ref) when one is
+    given, else the model."""
+    return tokenizer_ref(tokenizer.strip()) if tokenizer and tokenizer.strip() else model
+
+
+def counted_label(model: str) -> str:
+    return model_label(model)
 
 
 def context_limit(model: str, context: int | None = None) -> int:

@@ -292,3 +292,24 @@ def test_log_review_filters_and_adds_ticked_exchanges_in_bulk(client, services):
     assert second.messages[0].content == deploy and first.messages[0].content == deploy
     assert [m.content for m in second.messages if m.role == "user"] == ["Tobin: What's that smell?", "Tobin: And that bang?"]
     assert second.messages[2].weight == 0  # the disliked first reply
+
+
+def test_stats_and_validation_count_with_an_open_models_local_tokenizer(client, services, tmp_path):
+    from tests.test_tokens import tiny_tokenizer
+
+    folder = tmp_path / "hub" / "models--acme--tiny"
+    tiny_tokenizer(folder / "snapshots" / "r1" / "tokenizer.json")
+    create_dataset(services.store, "open")
+    add_examples(services.store, "open", [Example.model_validate_json(example_line(f"Q{i}?", f"A{i}."))
+                                          for i in range(10)])
+    prices = {"headers": ["base model", "$ per 1M training tokens"], "data": [["gpt-4o-mini", 3.0]]}
+
+    summary, costs = client.predict("open", "gpt-4o-mini", 2, prices, str(folder), 12, api_name="/dataset_stats")
+    assert "Tokens per example (the acme/tiny tokenizer)" in summary and "Over the 12-token training context" in summary
+    assert [r[0] for r in rows(costs)] == ["the acme/tiny tokenizer"] and rows(costs)[0][3] == "no price known"
+
+    summary, table = client.predict("open", "gpt-4o-mini", "", str(folder), 12, api_name="/dataset_validate")
+    assert "12-token training context of the acme/tiny tokenizer" in " ".join(r[3] for r in rows(table))
+
+    summary, _ = client.predict("open", "gpt-4o-mini", 2, prices, str(tmp_path / "none"), 0, api_name="/dataset_stats")
+    assert "no such file or folder" in summary

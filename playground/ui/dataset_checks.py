@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..dataset_store import import_file, iter_examples
-from ..dataset_stats import TRAINING_PRICES, dataset_stats, training_costs
+from ..dataset_stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
 from ..datasets import DEFAULT_MODEL
 from ..errors import PlaygroundError
 from ..exports import ExportRefused, export_dataset, file_stem
@@ -60,7 +60,7 @@ def dollars(usd: float | None) -> str:
 def stats_markdown(name: str, stats) -> str:
     excluded = f" ({stats.excluded} excluded, not counted)" if stats.excluded else ""
     return (f"**{name}**: {stats.examples} examples{excluded}  \n"
-            f"Tokens per example ({stats.model}): min {stats.tokens_min:,} · median {stats.tokens_median:,.0f} · "
+            f"Tokens per example ({counted_label(stats.model)}): min {stats.tokens_min:,} · median {stats.tokens_median:,.0f} · "
             f"p95 {stats.tokens_p95:,} · max {stats.tokens_max:,} · total {stats.tokens_total:,}  \n"
             f"Over the {stats.context_limit:,}-token training context (cut from the end): {stats.over_limit}  \n"
             f"Epochs: {stats.cost.epochs} · billed tokens: {stats.cost.billed_tokens:,}")
@@ -92,15 +92,19 @@ def _build_validate(services: Services, shared: DatasetsTab) -> None:
     findings = gr.Dataframe(finding_rows([]), headers=FINDING_COLUMNS, label="Findings by example", interactive=False,
                             type="array", wrap=True, column_widths=["12%", "10%", "22%", "56%"])
 
-    def on_validate(name, model, deploy_prompt):
+    def on_validate(name, model, deploy_prompt, tokenizer="", context=0):
         if not name:
             return error_notice("Choose a dataset first."), finding_rows([])
+        try:
+            counted = counting_model(model or DEFAULT_MODEL, tokenizer)
+        except PlaygroundError as e:
+            return error_notice(str(e)), finding_rows([])
         examples = list(iter_examples(services.store, name, include_excluded=False))
-        found = validate_examples(examples, model or DEFAULT_MODEL, (deploy_prompt or "").strip() or None)
+        found = validate_examples(examples, counted, (deploy_prompt or "").strip() or None, context=int(context or 0))
         return tally(found), finding_rows(found)
 
-    run.click(on_validate, [shared.dataset, shared.model, shared.deploy_prompt], [summary, findings],
-              api_name="dataset_validate")
+    run.click(on_validate, [shared.dataset, shared.model, shared.deploy_prompt, shared.tokenizer, shared.context],
+              [summary, findings], api_name="dataset_validate")
 
 
 def _build_stats(services: Services, shared: DatasetsTab) -> None:
@@ -113,21 +117,27 @@ def _build_stats(services: Services, shared: DatasetsTab) -> None:
     costs = gr.Dataframe([["", "", "", ""]], headers=COST_COLUMNS, label="Estimated training cost", interactive=False,
                          type="array")
 
-    def on_stats(name, model, epoch_count, price_rows):
+    def on_stats(name, model, epoch_count, price_rows, tokenizer="", context=0):
         if not name:
             return error_notice("Choose a dataset first."), [["", "", "", ""]]
         try:
             table = price_table(price_rows)
+            counted = counting_model(model or DEFAULT_MODEL, tokenizer)
         except PlaygroundError as e:
             return error_notice(str(e)), [["", "", "", ""]]
         examples = list(iter_examples(services.store, name))
         n = int(epoch_count) if epoch_count not in (None, "", 0) else None
-        stats = dataset_stats(examples, model or DEFAULT_MODEL, n, table)
+        stats = dataset_stats(examples, counted, n, table, context=int(context or 0))
+        if stats.cost.usd is None:  # an unpriced model is not priced with another model's table
+            c = stats.cost
+            return stats_markdown(name, stats), [[counted_label(counted), c.epochs, f"{c.billed_tokens:,}",
+                                                  "no price known"]]
         rows = [[c.model, c.epochs, f"{c.billed_tokens:,}", dollars(c.usd)]
                 for c in training_costs(examples, n, table)]
         return stats_markdown(name, stats), rows or [["", "", "", ""]]
 
-    run.click(on_stats, [shared.dataset, shared.model, epochs, prices], [summary, costs], api_name="dataset_stats")
+    run.click(on_stats, [shared.dataset, shared.model, epochs, prices, shared.tokenizer, shared.context],
+              [summary, costs], api_name="dataset_stats")
 
 
 def _build_export(services: Services, shared: DatasetsTab) -> None:
