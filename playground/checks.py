@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .plural import plural
+
 CASE_BLIND_KINDS = ("exact", "contains")
 CheckKind = Literal["exact", "contains", "regex", "json_valid", "json_equal", "groups"]
 Groups = set[frozenset[str]]
@@ -159,7 +161,7 @@ def json_difference(expected: Any, actual: Any, path: str = "$") -> str | None:
         return next((d for k in expected if (d := json_difference(expected[k], actual[k], f"{path}.{k}"))), None)
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
-            return f"{path}: expected {len(expected)} items, got {len(actual)}."
+            return f"{path}: expected {plural(len(expected), 'item')}, got {len(actual)}."
         return next((d for i, (e, a) in enumerate(zip(expected, actual))
                      if (d := json_difference(e, a, f"{path}[{i}]"))), None)
     if _json_kind(expected) == _json_kind(actual) and expected == actual:
@@ -179,9 +181,9 @@ def _groups(reply: str, target: Any) -> CheckResult:
     right = len(expected & given)
     score = right / max(len(expected), len(given))
     if given == expected:
-        return CheckResult(passed=True, score=1.0, detail=f"Puzzle solved: all {right} groups right.")
-    extra = f"; {len(given)} groups given" if len(given) != len(expected) else ""
-    return CheckResult(passed=False, score=score, detail=f"{right} of {len(expected)} groups right{extra}.")
+        return CheckResult(passed=True, score=1.0, detail=f"Puzzle solved: all {plural(right, 'group')} right.")
+    extra = f"; {plural(len(given), 'group')} given" if len(given) != len(expected) else ""
+    return CheckResult(passed=False, score=score, detail=f"{right} of {plural(len(expected), 'group')} right{extra}.")
 
 
 def parse_groups(value: Any) -> Groups:

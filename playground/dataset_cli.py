@@ -20,6 +20,7 @@ from .format_writers import unfit_examples, write_examples
 from .formats import FORMATS, BadLines
 from .store import Store
 from .tokens import encoding_name, model_label, tokenizer_ref
+from .plural import plural
 from .validation import Finding, has_errors, validate_examples, validate_file, validate_splits
 
 
@@ -176,7 +177,7 @@ def import_command(args, store: Store) -> int:
 
 def _imported(report: ImportReport) -> str:
     formats = ", ".join(f"{n} {name}" for name, n in sorted(report.formats.items()))
-    return f"Imported {report.imported} examples into '{report.dataset}' ({formats})."
+    return f"Imported {plural(report.imported, 'example')} into '{report.dataset}' ({formats})."
 
 
 def validate_command(args, store: Store) -> int:
@@ -201,7 +202,7 @@ def _tally(findings: list[Finding]) -> str:
     warnings = len(findings) - errors
     verdict = "fix the errors before training" if errors else "ready to train" + (
         " once you have judged the warnings" if warnings else "")
-    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}: {verdict}."
+    return f"{plural(errors, 'error')}, {plural(warnings, 'warning')}: {verdict}."
 
 
 def stats_command(args, store: Store) -> int:
@@ -216,7 +217,7 @@ def stats_command(args, store: Store) -> int:
     estimate = "" if encoding_name(model)[1] else " (estimated with an OpenAI tokenizer)"
     excluded = f" ({stats.excluded} excluded, not counted)" if stats.excluded else ""
     epochs = f"{stats.cost.epochs}" + (" (OpenAI's default for this size)" if args.epochs is None else "")
-    print(f"{args.name}: {stats.examples} examples{excluded}")
+    print(f"{args.name}: {plural(stats.examples, 'example')}{excluded}")
     print(f"tokens per example for {model_label(stats.model)}{estimate}: min {stats.tokens_min:,}, median {stats.tokens_median:,.0f}, "
           f"p95 {stats.tokens_p95:,}, max {stats.tokens_max:,}; total {stats.tokens_total:,}")
     print(f"over the {stats.context_limit:,}-token training context (cut from the end): {stats.over_limit}")
@@ -239,7 +240,7 @@ def export_command(args, store: Store) -> int:
     for item in unfit:
         print(item, file=sys.stderr)
     if unfit and not args.skip_bad:
-        print(f"error: nothing written: {len(unfit)} examples do not fit {args.format}. Choose another format, "
+        print(f"error: nothing written: {plural(len(unfit), 'example')} {'does' if len(unfit) == 1 else 'do'} not fit {args.format}. Choose another format, "
               "or pass --skip-bad to leave them out.", file=sys.stderr)
         return 1
     left_out = {id(u.example) for u in unfit}
@@ -252,10 +253,7 @@ def export_command(args, store: Store) -> int:
         outputs = {f"{_file_stem(args.name)}.jsonl": examples}
     for filename, part in outputs.items():
         write_examples(part, args.out / filename, args.format)
-        print(f"{args.out / filename}: {len(part)} examples")
-        if not part:
-            print(f"warning: {filename} is empty: copies of an example stay in one split, so a dataset of few "
-                  "distinct inputs cannot fill every part; add examples or change the ratios.", file=sys.stderr)
+        print(f"{args.out / filename}: {plural(len(part), 'example')}")
     return 0
 
 
@@ -264,7 +262,8 @@ def _refused(findings: list[Finding], what: str) -> bool:
     for finding in errors:
         print(finding, file=sys.stderr)
     if errors:
-        print(f"error: not exported: fix the {len(errors)} errors above ({what}); warnings do not block.", file=sys.stderr)
+        print(f"error: not exported: fix the {plural(len(errors), 'error')} above ({what}); warnings do not block.",
+              file=sys.stderr)
         return True
     warnings = len(findings)
     if warnings:
@@ -282,7 +281,7 @@ def list_command(args, store: Store) -> int:
         print("No datasets yet: `dataset import FILE --name NAME` adds one.", file=sys.stderr)
     for d in datasets:
         excluded = f" (+{d.excluded} excluded)" if d.excluded else ""
-        print(f"{d.name}: {d.examples} examples{excluded}, {d.tokens:,} tokens  {d.description}".rstrip())
+        print(f"{d.name}: {plural(d.examples, 'example')}{excluded}, {plural(d.tokens, 'token')}  {d.description}".rstrip())
     return 0
 
 

@@ -27,6 +27,7 @@ from .splits import split_examples
 from .errors import PlaygroundError
 from .finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
 from .format_writers import unfit_examples, write_examples
+from .plural import plural
 from .providers import Provider, ProviderError
 from .providers.jobs import OPENAI_HOST, FineTuningAPI, RemoteJob
 from .services import Services
@@ -179,10 +180,10 @@ class Plan:
                 if on_openai(self.provider) else " (auto: the endpoint decides; counted with OpenAI's default)")
         epochs = f"{cost.epochs} epochs{auto}"
         warnings = len(self.findings) - len(self.errors)
-        verdict = (f"{len(self.errors)} errors: fix them before training" if self.errors
-                   else "ready to train" + (f" ({warnings} warnings to judge)" if warnings else ""))
+        verdict = (f"{plural(len(self.errors), 'error')}: fix {'it' if len(self.errors) == 1 else 'them'} before training"
+                   if self.errors else "ready to train" + (f" ({plural(warnings, 'warning')} to judge)" if warnings else ""))
         return [
-            f"{self.settings.dataset}: {sum(len(p) for p in self.splits.values())} examples → {sizes} "
+            f"{self.settings.dataset}: {plural(sum(len(p) for p in self.splits.values()), 'example')} → {sizes} "
             f"(split {self.settings.split}, seed {self.settings.seed or 0})",
             f"{self.base_model} on {self.provider.name}: {epochs}, {cost.billed_tokens:,} billed tokens, {price}",
             f"validation: {verdict}",
@@ -202,7 +203,7 @@ class NotReady(PlaygroundError):
     def __init__(self, plan: Plan):
         self.plan = plan
         errors = plan.errors
-        super().__init__(f"Not started: validation found {len(errors)} error{'s' if len(errors) != 1 else ''} "
+        super().__init__(f"Not started: validation found {plural(len(errors), 'error')} "
                          f"(first: {errors[0]}). Fix them in the Datasets tab, then try again.")
 
 
@@ -224,7 +225,7 @@ def prepare(services: Services, settings: FineTuneSettings) -> Plan:
                  for u in unfit_examples(train + validation, fmt)]
     if examples and len(train) < MIN_EXAMPLES:
         findings.append(Finding("error", "too_few_training_examples",
-                                f"the training split has {len(train)} examples and fine-tuning needs at least "
+                                f"the training split has {plural(len(train), 'example')} and fine-tuning needs at least "
                                 f"{MIN_EXAMPLES}: add examples or give training a larger share of the split."))
     stats = dataset_stats(train, base, settings.epochs)
     return Plan(settings, provider, base, fmt, splits, findings, stats, training_costs(train, settings.epochs))

@@ -18,6 +18,7 @@ from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stat
 from .datasets import DEFAULT_MODEL, Example
 from .duplicates import duplicate_links, normalize_text, word_bytes
 from .tokens import model_label
+from .plural import plural
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
@@ -323,7 +324,7 @@ class Checker:
         preview = text if len(text) <= 60 else text[:57] + "..."
         with_prompt = sum(self.prompt_counts.values())
         return [Finding("warning", "inconsistent_system_prompt",
-                        f"its system prompt differs from the one {uses} of {with_prompt} examples use ({preview!r}): "
+                        f"its system prompt differs from the one {uses} of {plural(with_prompt, 'example')} use ({preview!r}): "
                         "train with one fixed system prompt, the one you will deploy with.", **self.where(i))
                 for i, key in enumerate(self.prompts) if key not in (NO_PROMPT, usual)]
 
@@ -369,6 +370,6 @@ class Checker:
             return [Finding("error", "no_examples", "there are no examples to train on: add some.")]
         if n < MIN_EXAMPLES:
             return [Finding("warning", "too_few_examples",
-                            f"only {n} examples: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
+                            f"only {plural(n, 'example')}: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
                             "usually take 50-100; add more.")]
         return []

@@ -210,7 +210,7 @@ def test_generate_review_and_add_to_a_dataset(client, services, tmp_path):
         '{"prompt": "Who owns the harbour?", "completion": "I don\'t know."}\n'
         '{"prompt": "Broken', encoding="utf-8")
     chunks, note = client.predict(str(facts), 400, 0, MODEL, api_name="/generation_chunks")
-    assert note.startswith("1 chunks from 1 file") and chunks["data"][0][:3] == ["harbour.txt", 1, 1]
+    assert note.startswith("1 chunk from 1 file") and chunks["data"][0][:3] == ["harbour.txt", 1, 1]
 
     pairs, status, _ = client.predict(str(facts), 400, 0, "templates/generate_qa.json", MODEL, 3, 2,
                                       api_name="/generation_run")

@@ -67,8 +67,9 @@ def side_by_side(rows: list[PromptRow], columns: list[ColumnConfig], results: li
 
 def outcome_status(outcome: BatchOutcome, path: Path, total: int) -> str:
     done = len(outcome.results)
-    head = (f"**Cancelled** after {done} of {total} replies: run again to resume." if outcome.cancelled
-            else f"**Done**: {done} of {total} replies.")
+    of_total = plural(total, "reply", "replies")
+    head = (f"**Cancelled** after {done} of {of_total}: run again to resume." if outcome.cancelled
+            else f"**Done**: {done} of {of_total}.")
     parts = [head, f"{outcome.asked} asked now, {outcome.resumed} taken from the earlier run.", f"Results: `{path}`"]
     return " ".join(parts) + "".join(f"\n- {p}" for p in outcome.problems)
 

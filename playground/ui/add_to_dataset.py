@@ -114,7 +114,8 @@ def example_json(example: Example) -> str:
 
 def example_summary(example: Example, edits: dict[int, str]) -> str:
     unweighted = sum(1 for m in example.messages if m.weight == 0)
-    parts = [f"**{len(example.messages)} messages**", f"{example_tokens(example, DEFAULT_MODEL):,} tokens ({DEFAULT_MODEL})"]
+    parts = [f"**{plural(len(example.messages), 'message')}**",
+             f"{plural(example_tokens(example, DEFAULT_MODEL), 'token')} ({DEFAULT_MODEL})"]
     if unweighted:
         parts.append(f"{plural(unweighted, 'reply', 'replies')} with weight 0 (not trained on)")
     if edits:

@@ -14,6 +14,7 @@ from ..splits import DEFAULT_RATIOS
 from ..errors import PlaygroundError
 from ..finetune import AvailabilityCache, NotReady, make_settings
 from ..finetune_store import JobNotFound, active_jobs, list_jobs
+from ..plural import plural
 from ..providers import ProviderError
 from ..services import Services
 from .finetune_format import (
@@ -26,7 +27,7 @@ POLL_S = 5.0
 
 
 def dataset_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{d.name}  ·  {d.examples} examples", d.name) for d in list_datasets(services.store)]
+    return [(f"{d.name}  ·  {plural(d.examples, 'example')}", d.name) for d in list_datasets(services.store)]
 
 
 def base_model_choices(services: Services) -> list[tuple[str, str]]:
