@@ -13,6 +13,7 @@ from ..batch_sources import dataset_split_rows, prompt_set_rows, results_path
 from ..checks import Check
 from ..dataset_store import list_datasets
 from ..errors import PlaygroundError
+from ..plural import plural
 from ..promptset import PromptRow
 from ..services import Services
 from .format import error_notice
