@@ -150,6 +150,18 @@ def test_export_split_writes_one_file_per_part(client, services):
     assert "train.jsonl (6 examples), validation.jsonl (2 examples), test.jsonl (2 examples) as trl-messages" in notice
 
 
+def test_a_split_that_would_leave_a_part_empty_is_refused_with_what_to_do(client, services):
+    create_dataset(services.store, "ferry")  # six answers to one question: copies that must stay together
+    add_examples(services.store, "ferry", [Example.model_validate_json(example_line("Where is the ferry?", f"Pier {i}."))
+                                           for i in range(6)])
+
+    notice, files, _ = client.predict("ferry", "gpt-4o-mini", "", "trl-messages", "60/20/20", 7, False,
+                                      api_name="/dataset_export")
+
+    assert "60/20/20 split of 6 examples would leave the validation part and the test part empty" in notice
+    assert "different ratio" in notice and "fewer parts" in notice and not files
+
+
 def test_errors_block_an_export_and_are_listed_by_example(client, services):
     create_dataset(services.store, "broken")
     [good, empty] = add_examples(services.store, "broken", [
