@@ -2,8 +2,8 @@
 
 Each check compares the reply with its target: the check's own `arg` when given, else the row's `expected`.
 
-- exact: equal after stripping surrounding whitespace (case matters).
-- contains: the target occurs in the reply (case matters; use regex with (?i) for case-blind).
+- exact: equal after stripping surrounding whitespace (case matters unless `ignore_case`).
+- contains: the target occurs in the reply (case matters unless `ignore_case`).
 - regex: `re.search(target, reply)`; inline flags such as (?i) or (?s) work.
 - json_valid: the whole reply (surrounding whitespace aside) parses as JSON; a code fence fails it,
   because the point is to measure format reliability.
@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .plural import plural
+
+CASE_BLIND_KINDS = ("exact", "contains")
 CheckKind = Literal["exact", "contains", "regex", "json_valid", "json_equal", "groups"]
 Groups = set[frozenset[str]]
 
@@ -33,9 +36,13 @@ class Check(BaseModel):
 
     kind: CheckKind
     arg: Any = Field(None, description="What to compare with; when left out, the row's expected value.")
+    ignore_case: bool = Field(False, description="exact and contains: upper and lower case compare equal.")
 
     @model_validator(mode="after")
     def _usable_arg(self) -> "Check":
+        if self.ignore_case and self.kind not in CASE_BLIND_KINDS:
+            raise ValueError(f"ignore_case applies to the exact and contains checks, not {self.kind}"
+                             + (": start the expression with (?i) instead" if self.kind == "regex" else ""))
         if self.arg is not None:
             problem = target_problem(self.kind, self.arg)
             if problem:
@@ -85,6 +92,8 @@ def run_check(check: Check, reply: str, expected: Any = None) -> CheckResult:
         problem = "no expected value to compare with" if target is None else target_problem(check.kind, target)
         if problem:
             return CheckResult(passed=False, score=0.0, detail=f"Cannot check: {problem}.")
+    if check.ignore_case:
+        return CHECKS[check.kind](reply or "", target, fold=True)
     return CHECKS[check.kind](reply or "", target)
 
 
@@ -92,17 +101,23 @@ def _result(passed: bool, detail: str) -> CheckResult:
     return CheckResult(passed=passed, score=1.0 if passed else 0.0, detail=detail)
 
 
-def _exact(reply: str, target: str) -> CheckResult:
+def _exact(reply: str, target: str, fold: bool = False) -> CheckResult:
     if reply.strip() == target.strip():
         return _result(True, "Exact match.")
     if reply.strip().casefold() == target.strip().casefold():
-        return _result(False, "Differs only in upper/lower case.")
+        if fold:
+            return _result(True, "Exact match, ignoring case.")
+        return _result(False, "Differs only in upper/lower case (the check can ignore case).")
     return _result(False, f"Expected {_clip(target.strip())}.")
 
 
-def _contains(reply: str, target: str) -> CheckResult:
+def _contains(reply: str, target: str, fold: bool = False) -> CheckResult:
     if target in reply:
         return _result(True, f"Contains {_clip(target)}.")
+    if target.casefold() in reply.casefold():
+        if fold:
+            return _result(True, f"Contains {_clip(target)}, ignoring case.")
+        return _result(False, f"Contains {_clip(target)} only in other upper/lower case (the check can ignore case).")
     return _result(False, f"Does not contain {_clip(target)}.")
 
 
@@ -146,7 +161,7 @@ def json_difference(expected: Any, actual: Any, path: str = "$") -> str | None:
         return next((d for k in expected if (d := json_difference(expected[k], actual[k], f"{path}.{k}"))), None)
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
-            return f"{path}: expected {len(expected)} items, got {len(actual)}."
+            return f"{path}: expected {plural(len(expected), 'item')}, got {len(actual)}."
         return next((d for i, (e, a) in enumerate(zip(expected, actual))
                      if (d := json_difference(e, a, f"{path}[{i}]"))), None)
     if _json_kind(expected) == _json_kind(actual) and expected == actual:
@@ -166,9 +181,9 @@ def _groups(reply: str, target: Any) -> CheckResult:
     right = len(expected & given)
     score = right / max(len(expected), len(given))
     if given == expected:
-        return CheckResult(passed=True, score=1.0, detail=f"Puzzle solved: all {right} groups right.")
-    extra = f"; {len(given)} groups given" if len(given) != len(expected) else ""
-    return CheckResult(passed=False, score=score, detail=f"{right} of {len(expected)} groups right{extra}.")
+        return CheckResult(passed=True, score=1.0, detail=f"Puzzle solved: all {plural(right, 'group')} right.")
+    extra = f"; {plural(len(given), 'group')} given" if len(given) != len(expected) else ""
+    return CheckResult(passed=False, score=score, detail=f"{right} of {plural(len(expected), 'group')} right{extra}.")
 
 
 def parse_groups(value: Any) -> Groups:

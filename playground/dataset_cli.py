@@ -19,7 +19,8 @@ from .errors import PlaygroundError
 from .format_writers import unfit_examples, write_examples
 from .formats import FORMATS, BadLines
 from .store import Store
-from .tokens import encoding_name
+from .tokens import encoding_name, model_label, tokenizer_ref
+from .plural import plural
 from .validation import Finding, has_errors, validate_examples, validate_file, validate_splits
 
 
@@ -56,6 +57,7 @@ def _add_validate(commands) -> argparse.ArgumentParser:
     command = commands.add_parser("validate", help="Check a JSONL file or a stored dataset; exit 1 on errors.")
     command.add_argument("target", metavar="FILE_OR_NAME", help="A JSONL file, or the name of a stored dataset.")
     _add_checks(command)
+    _add_counting(command)
     command.add_argument("--format", choices=FORMATS, default=None, help="For a file: read it as this format.")
     command.set_defaults(dataset_handler=validate_command)
     return command
@@ -65,6 +67,7 @@ def _add_stats(commands) -> argparse.ArgumentParser:
     command = commands.add_parser("stats", help="Tokens per example, billed tokens and estimated training cost.")
     command.add_argument("name", help="Dataset name.")
     command.add_argument("--model", default=DEFAULT_MODEL, help=f"Count tokens for this model (default {DEFAULT_MODEL}).")
+    _add_counting(command)
     command.add_argument("--epochs", type=_positive_int, default=None,
                          help="Epochs to bill (default: OpenAI's default for the dataset's size).")
     command.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
@@ -105,6 +108,19 @@ def _add_from_votes(commands) -> argparse.ArgumentParser:
                          help="Where the personas are (default: the project's personas folder).")
     command.set_defaults(dataset_handler=from_votes_command)
     return command
+
+
+def _add_counting(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer", metavar="PATH", default=None,
+                        help="Count with an open model's tokenizer: a local tokenizer.json, a folder holding one, or a "
+                             "Hugging Face cache folder (models--org--name). Never downloaded. Replaces --model.")
+    parser.add_argument("--context", metavar="N", type=_positive_int, default=None,
+                        help="The training context in tokens (default: the model's; 65,536 for a tokenizer).")
+
+
+def _counted_for(args) -> str:
+    """What tokens are counted for: the --tokenizer's file, or the --model."""
+    return tokenizer_ref(args.tokenizer) if args.tokenizer else args.model
 
 
 def _add_checks(parser: argparse.ArgumentParser) -> None:
@@ -161,19 +177,20 @@ def import_command(args, store: Store) -> int:
 
 def _imported(report: ImportReport) -> str:
     formats = ", ".join(f"{n} {name}" for name, n in sorted(report.formats.items()))
-    return f"Imported {report.imported} examples into '{report.dataset}' ({formats})."
+    return f"Imported {plural(report.imported, 'example')} into '{report.dataset}' ({formats})."
 
 
 def validate_command(args, store: Store) -> int:
     """Each finding on a line of its own: `line N: ...` for a file, `example ID: ...` for a stored dataset."""
     path = Path(args.target)
+    model = _counted_for(args)
     if path.is_file():
-        findings = validate_file(path, args.model, args.deploy_prompt, args.format)
+        findings = validate_file(path, model, args.deploy_prompt, args.format, context=args.context)
     else:
         if args.target not in {d.name for d in list_datasets(store)}:
             raise NoSuchTarget(args.target)
         findings = validate_examples(list(iter_examples(store, args.target, include_excluded=False)),
-                                     args.model, args.deploy_prompt)
+                                     model, args.deploy_prompt, context=args.context)
     for finding in findings:
         print(finding)
     print(_tally(findings), file=sys.stderr)
@@ -185,24 +202,29 @@ def _tally(findings: list[Finding]) -> str:
     warnings = len(findings) - errors
     verdict = "fix the errors before training" if errors else "ready to train" + (
         " once you have judged the warnings" if warnings else "")
-    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}: {verdict}."
+    return f"{plural(errors, 'error')}, {plural(warnings, 'warning')}: {verdict}."
 
 
 def stats_command(args, store: Store) -> int:
     examples = list(iter_examples(store, args.name))
-    stats = dataset_stats(examples, args.model, args.epochs)
-    costs = training_costs(examples, args.epochs)
+    model = _counted_for(args)
+    stats = dataset_stats(examples, model, args.epochs, context=args.context)
+    # An open model's tokenizer has no OpenAI price: its plan is not priced with OpenAI's table.
+    costs = training_costs(examples, args.epochs) if stats.cost.usd is not None else []
     if args.json:
         print(json.dumps({**asdict(stats), "costs": [asdict(c) for c in costs]}, indent=2))
         return 0
-    estimate = "" if encoding_name(args.model)[1] else " (estimated with an OpenAI tokenizer)"
+    estimate = "" if encoding_name(model)[1] else " (estimated with an OpenAI tokenizer)"
     excluded = f" ({stats.excluded} excluded, not counted)" if stats.excluded else ""
     epochs = f"{stats.cost.epochs}" + (" (OpenAI's default for this size)" if args.epochs is None else "")
-    print(f"{args.name}: {stats.examples} examples{excluded}")
-    print(f"tokens per example for {stats.model}{estimate}: min {stats.tokens_min:,}, median {stats.tokens_median:,.0f}, "
+    print(f"{args.name}: {plural(stats.examples, 'example')}{excluded}")
+    print(f"tokens per example for {model_label(stats.model)}{estimate}: min {stats.tokens_min:,}, median {stats.tokens_median:,.0f}, "
           f"p95 {stats.tokens_p95:,}, max {stats.tokens_max:,}; total {stats.tokens_total:,}")
     print(f"over the {stats.context_limit:,}-token training context (cut from the end): {stats.over_limit}")
     print(f"epochs: {epochs}; billed tokens: {stats.cost.billed_tokens:,}")
+    if not costs:
+        print("estimated training cost: no price known for it")
+        return 0
     print("estimated training cost (billed tokens x price per 1M training tokens):")
     for cost in costs:
         print(f"  {cost.model:<16} {cost.epochs:>2} epochs {cost.billed_tokens:>14,} tokens  ${cost.usd:,.2f}")
@@ -218,7 +240,7 @@ def export_command(args, store: Store) -> int:
     for item in unfit:
         print(item, file=sys.stderr)
     if unfit and not args.skip_bad:
-        print(f"error: nothing written: {len(unfit)} examples do not fit {args.format}. Choose another format, "
+        print(f"error: nothing written: {plural(len(unfit), 'example')} {'does' if len(unfit) == 1 else 'do'} not fit {args.format}. Choose another format, "
               "or pass --skip-bad to leave them out.", file=sys.stderr)
         return 1
     left_out = {id(u.example) for u in unfit}
@@ -231,10 +253,7 @@ def export_command(args, store: Store) -> int:
         outputs = {f"{_file_stem(args.name)}.jsonl": examples}
     for filename, part in outputs.items():
         write_examples(part, args.out / filename, args.format)
-        print(f"{args.out / filename}: {len(part)} examples")
-        if not part:
-            print(f"warning: {filename} is empty: copies of an example stay in one split, so a dataset of few "
-                  "distinct inputs cannot fill every part; add examples or change the ratios.", file=sys.stderr)
+        print(f"{args.out / filename}: {plural(len(part), 'example')}")
     return 0
 
 
@@ -243,7 +262,8 @@ def _refused(findings: list[Finding], what: str) -> bool:
     for finding in errors:
         print(finding, file=sys.stderr)
     if errors:
-        print(f"error: not exported: fix the {len(errors)} errors above ({what}); warnings do not block.", file=sys.stderr)
+        print(f"error: not exported: fix the {plural(len(errors), 'error')} above ({what}); warnings do not block.",
+              file=sys.stderr)
         return True
     warnings = len(findings)
     if warnings:
@@ -261,7 +281,7 @@ def list_command(args, store: Store) -> int:
         print("No datasets yet: `dataset import FILE --name NAME` adds one.", file=sys.stderr)
     for d in datasets:
         excluded = f" (+{d.excluded} excluded)" if d.excluded else ""
-        print(f"{d.name}: {d.examples} examples{excluded}, {d.tokens:,} tokens  {d.description}".rstrip())
+        print(f"{d.name}: {plural(d.examples, 'example')}{excluded}, {plural(d.tokens, 'token')}  {d.description}".rstrip())
     return 0
 
 

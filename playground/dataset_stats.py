@@ -13,7 +13,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .datasets import DEFAULT_MODEL, Example, TrainingMessage
-from .tokens import base_model, count_text, encoding_name, text_counter
+from .tokens import base_model, count_text, encoding_name, model_label, text_counter, tokenizer_ref
 
 # The default-epochs rule OpenAI applies when n_epochs is not set (from its data-prep cookbook).
 TARGET_EPOCHS = 3
@@ -36,7 +36,20 @@ TRAINING_PRICES: Mapping[str, float] = MappingProxyType({
 })
 
 
-def context_limit(model: str) -> int:
+def counting_model(model: str, tokenizer: str | None = None) -> str:
+    """What tokens are counted for: an open model's local tokenizer (a path; see tokens.tokenizer_ref) when one is
+    given, else the model."""
+    return tokenizer_ref(tokenizer.strip()) if tokenizer and tokenizer.strip() else model
+
+
+def counted_label(model: str) -> str:
+    return model_label(model)
+
+
+def context_limit(model: str, context: int | None = None) -> int:
+    """The training context: `context` when given (an open model's, set by the user), else the model's own."""
+    if context:
+        return int(context)
     name = base_model(model).lower()
     matches = [prefix for prefix in CONTEXT_LIMITS if name.startswith(prefix)]
     return CONTEXT_LIMITS[max(matches, key=len)] if matches else DEFAULT_CONTEXT_LIMIT
@@ -125,7 +138,7 @@ class DatasetStats:
 
 
 def dataset_stats(examples: Iterable[Example], model: str = DEFAULT_MODEL, epochs: int | None = None,
-                  prices: Mapping[str, float] | None = None) -> DatasetStats:
+                  prices: Mapping[str, float] | None = None, context: int | None = None) -> DatasetStats:
     """Token statistics and training cost of the examples that will be trained on (excluded ones are counted apart).
 
     Streams: only each example's token count is kept.
@@ -136,14 +149,14 @@ def dataset_stats(examples: Iterable[Example], model: str = DEFAULT_MODEL, epoch
             excluded += 1
         else:
             counts.append(example_tokens(example, model))
-    return stats_from_counts(counts, model, excluded, epochs, prices)
+    return stats_from_counts(counts, model, excluded, epochs, prices, context)
 
 
 def stats_from_counts(counts: Sequence[int], model: str = DEFAULT_MODEL, excluded: int = 0, epochs: int | None = None,
-                      prices: Mapping[str, float] | None = None) -> DatasetStats:
+                      prices: Mapping[str, float] | None = None, context: int | None = None) -> DatasetStats:
     """The statistics of examples with these token counts (one per example trained on)."""
     counts = np.sort(np.asarray(counts, dtype=np.int64))  # a large file's counts, sorted without a list of ints
-    n, limit = len(counts), context_limit(model)
+    n, limit = len(counts), context_limit(model, context)
     middle = (int(counts[n // 2]) if n % 2 else (int(counts[n // 2 - 1]) + int(counts[n // 2])) / 2) if n else 0
     return DatasetStats(
         model=model, examples=n, excluded=excluded,
@@ -152,7 +165,7 @@ def stats_from_counts(counts: Sequence[int], model: str = DEFAULT_MODEL, exclude
         tokens_p95=int(counts[max(0, math.ceil(0.95 * n) - 1)]) if n else 0,
         tokens_max=int(counts[-1]) if n else 0,
         tokens_total=int(counts.sum()), context_limit=limit, over_limit=n - int(np.searchsorted(counts, limit, "right")),
-        cost=_cost(model, counts, epochs, prices),
+        cost=_cost(model, counts, epochs, prices, context),
     )
 
 
@@ -170,8 +183,9 @@ def training_costs(examples: Sequence[Example], epochs: int | None = None,
     return estimates
 
 
-def _cost(model: str, counts: Sequence[int], epochs: int | None, prices: Mapping[str, float] | None) -> CostEstimate:
+def _cost(model: str, counts: Sequence[int], epochs: int | None, prices: Mapping[str, float] | None,
+          context: int | None = None) -> CostEstimate:
     epochs = default_epochs(len(counts)) if epochs is None else epochs
-    billed = billed_tokens(counts, context_limit(model), epochs)
+    billed = billed_tokens(counts, context_limit(model, context), epochs)
     price = training_price(model, prices)
     return CostEstimate(model, epochs, billed, None if price is None else billed * price / 1_000_000)

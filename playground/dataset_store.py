@@ -17,6 +17,7 @@ from .datasets import DEFAULT_MODEL, Dataset, Example, now
 from .errors import PlaygroundError
 from .format_readers import parse_lines
 from .formats import BadLines, LineProblem
+from .plural import plural
 from .store import Store
 
 BATCH_SIZE = 500  # rows held in memory at once while importing
@@ -82,6 +83,25 @@ class ImportReport:
     skipped: list[LineProblem] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AddReport:
+    """What an add did: the new examples' ids, and how many were left out because the dataset already held them."""
+
+    dataset: str
+    added: list[int]
+    already: int = 0
+
+    def summary(self, where: str | None = None) -> str:
+        """'Added 2 examples to 'qa'; 1 example already in the dataset', or 'Nothing added to 'qa': it is already
+        in the dataset'; `where` is the dataset as the caller shows it. No full stop, so callers can go on."""
+        where = where or f"'{self.dataset}'"
+        if not self.added:
+            held = "it is" if self.already == 1 else f"all {self.already} are"
+            return f"Nothing added to {where}: {held} already in the dataset"
+        already = f"; {plural(self.already, 'example')} already in the dataset" if self.already else ""
+        return f"Added {plural(len(self.added), 'example')} to {where}{already}"
+
+
 # --- datasets ------------------------------------------------------------------------------------------
 
 
@@ -139,6 +159,38 @@ def add_examples(store: Store, name: str, examples: Iterable[Example]) -> list[i
         dataset_id = _dataset_id(db, name)
         timestamp = now()
         return [db.execute(_INSERT, _row(dataset_id, e, timestamp)).lastrowid for e in examples]
+
+
+def add_new_examples(store: Store, name: str, examples: Iterable[Example]) -> AddReport:
+    """Add the examples the dataset does not already hold, in one transaction; the rule for every "Add" button.
+
+    Two examples are the same when their content is (content_key: messages, chosen, rejected), whatever their ids,
+    tags, sources or times; excluded examples count as held, deleted ones do not. A copy within `examples` is
+    added once.
+    """
+    with store.db() as db, db.atomic():
+        dataset_id = _dataset_id(db, name)
+        held = {content_key(json.loads(row["messages"]), row["chosen"], row["rejected"]) for row in db.query(
+            "select messages, chosen, rejected from examples where dataset_id = ? and deleted_at is null", [dataset_id])}
+        timestamp, added, already = now(), [], 0
+        for example in examples:
+            key = example_key(example)
+            if key in held:
+                already += 1
+                continue
+            held.add(key)
+            added.append(db.execute(_INSERT, _row(dataset_id, example, timestamp)).lastrowid)
+    return AddReport(name, added, already)
+
+
+def content_key(messages: list[dict], chosen: str | None, rejected: str | None) -> str:
+    """What makes two examples the same example: each message's role, text and weight, and the preference pair."""
+    turns = [(m["role"], m["content"], m.get("weight")) for m in messages]
+    return json.dumps([turns, chosen, rejected], ensure_ascii=False)
+
+
+def example_key(example: Example) -> str:
+    return content_key([m.model_dump() for m in example.messages], example.chosen, example.rejected)
 
 
 def iter_examples(store: Store, name: str, include_excluded: bool = True) -> Iterator[Example]:

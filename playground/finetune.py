@@ -11,9 +11,11 @@ import base64
 import binascii
 import csv
 import io
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,8 +27,9 @@ from .splits import split_examples
 from .errors import PlaygroundError
 from .finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
 from .format_writers import unfit_examples, write_examples
+from .plural import plural
 from .providers import Provider, ProviderError
-from .providers.jobs import FineTuningAPI, RemoteJob
+from .providers.jobs import OPENAI_HOST, FineTuningAPI, RemoteJob
 from .services import Services
 from .store import new_id, now
 from .validation import MIN_EXAMPLES, Finding, has_errors, validate_examples, validate_splits
@@ -36,6 +39,71 @@ def export_advice(dataset: str = "NAME") -> str:
     """How to train elsewhere when this endpoint has no fine-tuning."""
     return (f"To export it: `python -m playground dataset export {dataset} --format trl-messages --split 80/20 "
             "--out DIR` (TRL, Unsloth; sharegpt for Axolotl or LLaMA-Factory).")
+
+
+def on_openai(provider: Provider) -> bool:
+    return urlparse(str(provider.config.base_url)).hostname == OPENAI_HOST
+
+
+# --- does the endpoint fine-tune? ---------------------------------------------------------------------
+
+# A probe that fails with one of these means the endpoint has no fine-tuning API (or refuses it): the answer stands.
+# Others (unreachable, a bad key, a server error) say nothing either way, and are asked again next time.
+NO_FINETUNING_KINDS = ("no_finetuning", "not_found", "bad_request", "permission")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an endpoint offers fine-tuning; `offered` is None when the probe could not tell."""
+
+    endpoint: str  # "name (base URL)", as messages name it
+    offered: bool | None
+    message: str
+
+
+def probe_fine_tuning(provider: Provider) -> Availability:
+    """Ask the endpoint for one job (GET fine_tuning/jobs?limit=1): cheap, changes nothing, and answered only by
+    a server with the fine-tuning API."""
+    where = f"{provider.name} ({provider.config.base_url})"
+    try:
+        FineTuningAPI(provider).list_jobs(limit=1)
+    except ProviderError as e:
+        if e.kind in NO_FINETUNING_KINDS:
+            return Availability(where, False, str(e))
+        return Availability(where, None, f"Could not tell whether {where} offers fine-tuning: {e}")
+    return Availability(where, True, f"{where} offers fine-tuning.")
+
+
+class AvailabilityCache:
+    """Probe answers per endpoint (name and base URL), so each is asked once however often the tab asks.
+
+    Held by whoever builds the Fine-tune tab, not by this module: it lives as long as the app does."""
+
+    def __init__(self):
+        self._known: dict[tuple[str, str], Availability] = {}
+        self._lock = threading.Lock()
+
+    def check(self, provider: Provider) -> Availability:
+        key = (provider.name, str(provider.config.base_url))
+        with self._lock:
+            known = self._known.get(key)
+        if known is None:
+            known = probe_fine_tuning(provider)
+            if known.offered is not None:
+                with self._lock:
+                    self._known[key] = known
+        return known
+
+
+def availability(services: Services, model: str, cache: AvailabilityCache) -> Availability | None:
+    """Whether the endpoint serving `model` (provider:model) fine-tunes; None when no endpoint serves it."""
+    if not (model or "").strip():
+        return None
+    try:
+        provider, _ = services.registry.resolve(model.strip())
+    except PlaygroundError:
+        return None
+    return cache.check(provider) if isinstance(provider, Provider) else None
 
 
 class FineTuneSettings(BaseModel):
@@ -89,6 +157,14 @@ class Plan:
     costs: list[CostEstimate] = field(default_factory=list)
 
     @property
+    def priced_costs(self) -> list[CostEstimate]:
+        """The other base models' prices, shown beside this one's only when this one's is known: a local model's
+        plan is not priced with OpenAI's table."""
+        if self.stats.cost.usd is None:
+            return []
+        return [c for c in self.costs if c.usd is not None]
+
+    @property
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
@@ -100,13 +176,14 @@ class Plan:
         sizes = ", ".join(f"{name} {len(part)}" for name, part in self.splits.items())
         cost = self.stats.cost
         price = f"estimated {usd(cost.usd)}" if cost.usd is not None else "no training price known for this model"
-        auto = " (auto: OpenAI's default for this size)" if self.settings.epochs is None else ""
+        auto = ("" if self.settings.epochs is not None else " (auto: OpenAI's default for this size)"
+                if on_openai(self.provider) else " (auto: the endpoint decides; counted with OpenAI's default)")
         epochs = f"{cost.epochs} epochs{auto}"
         warnings = len(self.findings) - len(self.errors)
-        verdict = (f"{len(self.errors)} errors: fix them before training" if self.errors
-                   else "ready to train" + (f" ({warnings} warnings to judge)" if warnings else ""))
+        verdict = (f"{plural(len(self.errors), 'error')}: fix {'it' if len(self.errors) == 1 else 'them'} before training"
+                   if self.errors else "ready to train" + (f" ({plural(warnings, 'warning')} to judge)" if warnings else ""))
         return [
-            f"{self.settings.dataset}: {sum(len(p) for p in self.splits.values())} examples → {sizes} "
+            f"{self.settings.dataset}: {plural(sum(len(p) for p in self.splits.values()), 'example')} → {sizes} "
             f"(split {self.settings.split}, seed {self.settings.seed or 0})",
             f"{self.base_model} on {self.provider.name}: {epochs}, {cost.billed_tokens:,} billed tokens, {price}",
             f"validation: {verdict}",
@@ -126,7 +203,7 @@ class NotReady(PlaygroundError):
     def __init__(self, plan: Plan):
         self.plan = plan
         errors = plan.errors
-        super().__init__(f"Not started: validation found {len(errors)} error{'s' if len(errors) != 1 else ''} "
+        super().__init__(f"Not started: validation found {plural(len(errors), 'error')} "
                          f"(first: {errors[0]}). Fix them in the Datasets tab, then try again.")
 
 
@@ -148,7 +225,7 @@ def prepare(services: Services, settings: FineTuneSettings) -> Plan:
                  for u in unfit_examples(train + validation, fmt)]
     if examples and len(train) < MIN_EXAMPLES:
         findings.append(Finding("error", "too_few_training_examples",
-                                f"the training split has {len(train)} examples and fine-tuning needs at least "
+                                f"the training split has {plural(len(train), 'example')} and fine-tuning needs at least "
                                 f"{MIN_EXAMPLES}: add examples or give training a larger share of the split."))
     stats = dataset_stats(train, base, settings.epochs)
     return Plan(settings, provider, base, fmt, splits, findings, stats, training_costs(train, settings.epochs))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .chat import Request
-from .dataset_store import DatasetNotFound, add_examples, create_dataset, get_dataset
+from .dataset_store import AddReport, DatasetNotFound, add_new_examples, create_dataset, get_dataset
 from .datasets import Example, Source
 from .errors import FileProblem, PlaygroundError
 from .messages import Message
@@ -397,8 +397,9 @@ def to_example(pair: Pair, provenance: Provenance, system_prompt: str = "") -> E
 
 
 def add_to_dataset(store, name: str, pairs: list[Pair], provenance: Provenance, system_prompt: str = "",
-                   description: str = "") -> list[int]:
-    """Add the pairs as examples, creating the dataset if there is none by that name; returns the new ids."""
+                   description: str = "") -> AddReport:
+    """Add the pairs as examples, creating the dataset if there is none by that name; pairs the dataset already
+    holds are left out and counted."""
     if not pairs:
         raise PlaygroundError("No pairs are selected: tick the ones to add.")
     examples = [to_example(p, provenance, system_prompt) for p in pairs]  # all checked before anything is written
@@ -406,4 +407,4 @@ def add_to_dataset(store, name: str, pairs: list[Pair], provenance: Provenance, 
         get_dataset(store, name.strip())
     except DatasetNotFound:
         create_dataset(store, name, description or f"Generated with {provenance.template} v{provenance.version}.")
-    return add_examples(store, name.strip(), examples)
+    return add_new_examples(store, name.strip(), examples)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .checks import Check, default_check, target_problem
 from .errors import FileProblem, PlaygroundError
 from .messages import Message
+from .plural import plural
 
 
 class PromptRow(BaseModel):
@@ -72,8 +73,7 @@ class BadPromptSet(PlaygroundError):
         self.source, self.problems = source, problems
         shown = "\n".join(f"- {p}" for p in problems[:10])
         more = f"\n- ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        s = "s" if len(problems) > 1 else ""
-        super().__init__(f"{source}: {len(problems)} bad line{s}; nothing was run. Fix them, or skip "
+        super().__init__(f"{source}: {plural(len(problems), 'bad line')}; nothing was run. Fix them, or skip "
                          f"bad lines to run the rest.\n{shown}{more}")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from .datasets import Example
 from .duplicates import duplicate_groups
 from .errors import PlaygroundError
+from .plural import plural
 
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_RATIOS = "80/20"
@@ -15,6 +16,17 @@ DEFAULT_RATIOS = "80/20"
 
 class InvalidRatios(PlaygroundError):
     pass
+
+
+class EmptySplit(PlaygroundError):
+    """A split that would leave a part with no example: an empty file trains or scores nothing."""
+
+    def __init__(self, ratios: str, examples: int, groups: int, empty: list[str]):
+        parts = " and ".join(f"the {name} part" for name in empty)
+        together = (f"; copies and near-copies stay together, so they make only {plural(groups, 'group')}"
+                    if groups < examples else "")
+        super().__init__(f"A {ratios} split of {plural(examples, 'example')} would leave {parts} empty{together}. "
+                         f"Choose a different ratio (e.g. 80/20) or fewer parts, or add examples.")
 
 
 def parse_ratios(ratios: str | Sequence[float]) -> tuple[float, ...]:
@@ -53,6 +65,7 @@ def split_examples(examples: Sequence[Example], ratios: str | Sequence[float] = 
     """A seeded shuffle cut by ratios into train/validation(/test); excluded examples are left out.
 
     Duplicates and near-duplicates move as one group, so no example is scored on a copy of itself it trained on.
+    A split that would leave a part empty is refused (EmptySplit) rather than written as an empty file.
     """
     fractions = parse_ratios(ratios)
     included = [e for e in examples if not e.excluded]
@@ -65,4 +78,9 @@ def split_examples(examples: Sequence[Example], ratios: str | Sequence[float] = 
         while current < len(parts) - 1 and len(parts[current]) >= targets[current]:
             current += 1
         parts[current].extend(included[i] for i in group)
-    return dict(zip(SPLIT_NAMES, parts))
+    split = dict(zip(SPLIT_NAMES, parts))
+    empty = [name for name, part in split.items() if not part]
+    if included and empty:
+        shown = ratios if isinstance(ratios, str) else "/".join(f"{r:g}" for r in ratios)
+        raise EmptySplit(shown.strip(), len(included), len(groups), empty)
+    return split

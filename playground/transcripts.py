@@ -55,7 +55,7 @@ class ConversionOptions(BaseModel):
     keep_seed_turns: bool = Field(False, description="Keep the persona's few-shot seed turns.")
     speaker_prefix: bool = Field(True, description="Prefix user turns with the speaker's name, as they were sent.")
     weight_disliked: bool = Field(True, description="Weight 0 (not trained on) for disliked replies.")
-    keep_greeting: bool = Field(True, description="Keep the persona's greeting, the reply before any user turn.")
+    keep_greeting: bool = Field(False, description="Keep the persona's greeting, the reply before any user turn (off: an example that opens with the assistant teaches the model to speak first; validation warns about it).")
     upto_turn: int | None = Field(None, ge=0, description="Stop at this turn, an assistant reply (default: the last reply).")
     edits: dict[int, str] = Field(default_factory=dict, description="Turn index -> corrected text.")
 

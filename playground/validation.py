@@ -17,6 +17,8 @@ from .answer_order import ORDERED_PAIRS_SHARE, input_order_share, last_exchange
 from .dataset_stats import ConversationTokens, DatasetStats, context_limit, stats_from_counts
 from .datasets import DEFAULT_MODEL, Example
 from .duplicates import duplicate_links, normalize_text, word_bytes
+from .tokens import model_label
+from .plural import plural
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
@@ -62,9 +64,10 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 
 
 def validate_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
-                  format: str | None = None, expected_phrases: Sequence[str] = ()) -> list[Finding]:
+                  format: str | None = None, expected_phrases: Sequence[str] = (),
+                  context: int | None = None) -> list[Finding]:
     """Every finding of a JSONL file, each at a line; dataset-wide ones sit at the last line read."""
-    return check_file(path, model, deploy_prompt, format, expected_phrases).findings
+    return check_file(path, model, deploy_prompt, format, expected_phrases, context=context).findings
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,19 @@ class FileCheck:
 
 
 def check_file(path: Path, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, format: str | None = None,
-               expected_phrases: Sequence[str] = (), prices: Mapping[str, float] | None = None) -> FileCheck:
+               expected_phrases: Sequence[str] = (), prices: Mapping[str, float] | None = None,
+               context: int | None = None) -> FileCheck:
     """Validate a file and count its tokens in one streaming pass (plus re-reading the few lines a check needs)."""
-    checker = Checker(model, deploy_prompt, expected_phrases)
+    checker = Checker(model, deploy_prompt, expected_phrases, context)
     for _ in checker.read(parse_lines(path, format)):
         pass
     return FileCheck(checker.finish(checker.file_fetch(path, format), at_lines=True), checker.stats(prices=prices))
 
 
 def validate_examples(examples: Iterable[Example], model: str = DEFAULT_MODEL, deploy_prompt: str | None = None,
-                      expected_phrases: Sequence[str] = ()) -> list[Finding]:
+                      expected_phrases: Sequence[str] = (), context: int | None = None) -> list[Finding]:
     """Findings for examples that will be trained on: each names the example's id (or, unsaved, its file line)."""
-    checker = Checker(model, deploy_prompt, expected_phrases)
+    checker = Checker(model, deploy_prompt, expected_phrases, context)
     included = []
     for example in examples:
         if not example.excluded:
@@ -135,7 +139,18 @@ def _missing_roles(example: Example) -> list[Finding]:
     if "user" not in roles:
         findings.append(_at(example, "warning", "missing_user_message",
                             "has no user message: add the input the reply answers."))
-    return findings
+    return findings + _greeting_first(example)
+
+
+def _greeting_first(example: Example) -> list[Finding]:
+    """An assistant turn before any user turn (a kept greeting) teaches the model to open the conversation."""
+    first = next((m for m in example.messages if m.role != "system"), None)
+    if first is None or first.role != "assistant" or not any(m.role == "user" for m in example.messages):
+        return []
+    return [_at(example, "warning", "assistant_speaks_first",
+                "starts with an assistant turn before any user turn (the persona's greeting, kept by the \"Keep the "
+                "greeting\" option of Add to dataset): the model learns to speak first. Delete that turn, or add "
+                "again with \"Keep the greeting\" unticked.")]
 
 
 # --- across examples -----------------------------------------------------------------------------------
@@ -162,10 +177,12 @@ class Checker:
     few examples a check must look at again are fetched back (from the list, the store or the file).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, expected_phrases: Sequence[str] = ()):
+    def __init__(self, model: str = DEFAULT_MODEL, deploy_prompt: str | None = None, expected_phrases: Sequence[str] = (),
+                 context: int | None = None):
         self.model, self.deploy_prompt, self.expected_phrases = model, deploy_prompt, tuple(expected_phrases)
         self.deploy = deploy_prompt.strip() if deploy_prompt is not None else None
-        self.limit = context_limit(model)
+        self.context = context
+        self.limit = context_limit(model, context)
         self.per_example: list[Finding] = []
         self.prompt_findings: list[Finding] = []
         self.line_problems: list[Finding] = []
@@ -213,7 +230,7 @@ class Checker:
         if tokens <= self.limit:
             return []
         return [_at(example, "warning", "over_context_limit",
-                    f"has {tokens:,} tokens, over the {self.limit:,}-token training context of {self.model}: "
+                    f"has {tokens:,} tokens, over the {self.limit:,}-token training context of {model_label(self.model)}: "
                     "it will be cut from the end; shorten or split it.")]
 
     def _system_prompt(self, i: int, example: Example) -> None:
@@ -281,7 +298,7 @@ class Checker:
         return fetch
 
     def stats(self, excluded: int = 0, epochs: int | None = None, prices: Mapping[str, float] | None = None) -> DatasetStats:
-        return stats_from_counts(self.tokens, self.model, excluded, epochs, prices)
+        return stats_from_counts(self.tokens, self.model, excluded, epochs, prices, self.context)
 
     def _duplicate_findings(self, fetch) -> list[Finding]:
         """One warning per later copy, naming its earliest (and closest) original."""
@@ -307,7 +324,7 @@ class Checker:
         preview = text if len(text) <= 60 else text[:57] + "..."
         with_prompt = sum(self.prompt_counts.values())
         return [Finding("warning", "inconsistent_system_prompt",
-                        f"its system prompt differs from the one {uses} of {with_prompt} examples use ({preview!r}): "
+                        f"its system prompt differs from the one {uses} of {plural(with_prompt, 'example')} use ({preview!r}): "
                         "train with one fixed system prompt, the one you will deploy with.", **self.where(i))
                 for i, key in enumerate(self.prompts) if key not in (NO_PROMPT, usual)]
 
@@ -353,6 +370,6 @@ class Checker:
             return [Finding("error", "no_examples", "there are no examples to train on: add some.")]
         if n < MIN_EXAMPLES:
             return [Finding("warning", "too_few_examples",
-                            f"only {n} examples: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
+                            f"only {plural(n, 'example')}: OpenAI refuses fewer than {MIN_EXAMPLES}, and clear gains "
                             "usually take 50-100; add more.")]
         return []

@@ -199,6 +199,21 @@ def test_a_prompt_set_with_bad_lines_runs_nothing_unless_told_to_skip_them(clien
     assert len(chat_requests(fake_server)) == 4
 
 
+def test_a_refused_run_clears_the_previous_runs_tables(client, fake_server, tmp_path):
+    prompts = tmp_path / "capitals.jsonl"
+    prompts.write_text(json.dumps({"id": "fr", "prompt": "France", "expected": "echo: FRANCE",
+                                   "check": {"kind": "contains", "ignore_case": True}}) + "\n", encoding="utf-8")
+    status, summary, per_row, downloads = client.predict(
+        *batch_args(prompts, "local:gpt-4o-mini", "local:gpt-4o"), api_name="/ab_batch")
+    assert "**Done**" in status and per_row["data"][0][3].startswith("✓ Echo: France")  # case ignored
+    assert downloads
+
+    status, summary, per_row, downloads = client.predict(
+        *batch_args(tmp_path / "missing.jsonl", "local:gpt-4o-mini", "local:gpt-4o"), api_name="/ab_batch")
+    assert "cannot be read" in status
+    assert summary["data"] == [[""] * 10] and per_row["data"] == [["", "", ""]] and not downloads
+
+
 def test_a_dataset_validation_split_runs_through_both_columns(client, services, fake_server):
     from playground.dataset_store import add_examples, create_dataset
     from playground.datasets import Example

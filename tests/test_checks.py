@@ -44,6 +44,32 @@ def test_each_check_kind_passes_and_fails(kind, arg, expected, reply, passed):
     assert result.detail
 
 
+@pytest.mark.parametrize("kind, expected, reply, passed, detail", [
+    ("contains", "paris", "The capital is Paris.", True, "ignoring case"),
+    ("contains", "PARIS", "The capital is Paris.", True, "ignoring case"),
+    ("contains", "lyon", "The capital is Paris.", False, "Does not contain"),
+    ("exact", "paris", "  Paris\n", True, "ignoring case"),
+    ("exact", "Straße", "STRASSE", True, "ignoring case"),  # casefold, not lower
+    ("exact", "paris", "Paris, France", False, "Expected"),
+])
+def test_exact_and_contains_can_ignore_case(kind, expected, reply, passed, detail):
+    result = run_check(Check(kind=kind, ignore_case=True), reply, expected)
+    assert result.passed is passed and detail in result.detail
+
+
+def test_a_case_sensitive_contains_says_the_case_is_all_that_differs():
+    result = run_check(Check(kind="contains"), "The capital is Paris.", "paris")
+    assert not result.passed and "other upper/lower case" in result.detail and "ignore case" in result.detail
+
+
+def test_ignore_case_is_read_from_a_prompt_set_line_and_refused_where_it_means_nothing():
+    rows = parse_prompt_set([json.dumps({"prompt": "Capital of France?", "expected": "paris",
+                                         "check": {"kind": "contains", "ignore_case": True}})]).rows
+    assert run_check(rows[0].check, "It is Paris.", rows[0].expected).passed
+    with pytest.raises(BadPromptSet, match=r"ignore_case applies to the exact and contains checks.*\(\?i\)"):
+        parse_prompt_set([json.dumps({"prompt": "Yes?", "expected": "yes", "check": {"kind": "regex", "ignore_case": True}})])
+
+
 @pytest.mark.parametrize("reply, expected_detail", [
     ('{"city": "paris"}', "$.city: expected \"Paris\", got \"paris\"."),
     ('{"country": "FR"}', "$: missing key 'city'."),

@@ -190,3 +190,35 @@ def test_home_defaults_to_the_environment(home, town_file, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_HOME", str(home))
     assert main(["dataset", "import", str(town_file), "--name", "town"]) == 0
     assert get_dataset(store(home), "town").examples == 12
+
+
+def test_export_refuses_a_split_that_would_write_an_empty_file(home, tmp_path, capsys):
+    path = tmp_path / "six.jsonl"
+    path.write_text("\n".join(line(q, f"Answer {i}.") for i, q in enumerate(QUESTIONS[:2])) + "\n", encoding="utf-8")
+    run(home, "import", str(path), "--name", "two")
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert run(home, "export", "two", "--format", "openai-chat", "--split", "60/20/20", "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "would leave the test part empty" in err and "fewer parts" in err
+    assert not out.exists()
+
+
+def test_validate_and_stats_count_with_a_local_tokenizer_and_context(home, town_file, tmp_path, capsys):
+    from tests.test_tokens import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(tmp_path / "hub" / "models--acme--tiny" / "snapshots" / "r1" / "tokenizer.json")
+    run(home, "import", str(town_file), "--name", "town")
+    capsys.readouterr()
+
+    assert run(home, "stats", "town", "--tokenizer", str(tmp_path / "hub" / "models--acme--tiny"), "--context", "20") == 0
+    out = capsys.readouterr().out
+    assert "tokens per example for the acme/tiny tokenizer:" in out and "over the 20-token training context" in out
+    assert "no price known" in out and "gpt-4o-mini" not in out
+
+    assert run(home, "validate", str(town_file), "--tokenizer", str(tokenizer), "--context", "20") == 0
+    out = capsys.readouterr().out
+    assert "over_context_limit" in out and "20-token training context of the acme/tiny tokenizer" in out
+
+    assert run(home, "stats", "town", "--tokenizer", str(tmp_path / "nothing")) == 1
+    assert "no such file or folder" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from playground.dataset_stats import (
 )
 from playground.datasets import Example, TrainingMessage
 from playground.format_writers import write_examples
-from playground.splits import InvalidRatios, parse_ratios, split_examples, split_sizes
+from playground.splits import EmptySplit, InvalidRatios, parse_ratios, split_examples, split_sizes
 from playground.validation import validate_splits
 
 
@@ -103,6 +103,23 @@ def test_copies_and_near_copies_stay_in_the_same_split():
         where = {i: name for name, part in splits.items() for i in ids(part)}
         assert where[3] == where[101] and where[5] == where[102]
         assert validate_splits(splits) == []
+
+
+def test_a_split_that_would_leave_a_part_empty_is_refused_and_says_what_to_do():
+    # Six answers to one question are near-copies: they move as one group, so nothing is left for validation or test.
+    examples = [chat("Where does the ferry leave from?", f"From pier {i}.", id=i) for i in range(1, 7)]
+    with pytest.raises(EmptySplit) as refused:
+        split_examples(examples, "60/20/20")
+    message = str(refused.value)
+    assert "60/20/20 split of 6 examples" in message
+    assert "validation part and the test part empty" in message
+    assert "1 group" in message and "different ratio" in message and "fewer parts" in message
+
+
+def test_too_few_examples_for_three_parts_is_refused():
+    with pytest.raises(EmptySplit, match="test part empty"):
+        split_examples(dataset(2), "60/20/20")
+    assert [len(p) for p in split_examples(dataset(2), "50/50").values()] == [1, 1]
 
 
 # ---------------------------------------------------------------- epochs, tokens, cost

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from playground.dataset_store import (
-    DatasetExists, DatasetNotFound, ExampleNotFound, InvalidExample, InvalidName, add_examples, create_dataset,
+    DatasetExists, DatasetNotFound, ExampleNotFound, InvalidExample, InvalidName, add_examples, add_new_examples, create_dataset,
     delete_dataset, delete_examples, get_dataset, get_example, import_file, iter_examples, list_datasets,
     load_dataset, rename_dataset, undo_delete, update_example,
 )
@@ -105,6 +105,38 @@ def test_adding_examples_is_all_or_nothing(store):
     with pytest.raises(RuntimeError):
         add_examples(store, "town", examples())
     assert get_dataset(store, "town").examples == 0
+
+
+def test_adding_what_the_dataset_already_holds_adds_nothing_and_says_so(store):
+    create_dataset(store, "town")
+    first = add_new_examples(store, "town", [chat("One?", "1."), chat("Two?", "2.")])
+    assert (len(first.added), first.already) == (2, 0)
+    assert first.summary() == "Added 2 examples to 'town'"
+
+    # The same content with other tags, source and time is the same example; a copy within one add counts once.
+    again = add_new_examples(store, "town", [
+        chat("One?", "1.", tags=["again"], source={"persona": "Brack"}, created_at="2020-01-01T00:00:00.000+00:00"),
+        chat("Three?", "3."), chat("Three?", "3.")])
+    assert (len(again.added), again.already) == (1, 2)
+    assert again.summary("**town**") == "Added 1 example to **town**; 2 examples already in the dataset"
+    assert [e.messages[1].content for e in iter_examples(store, "town")] == ["One?", "Two?", "Three?"]
+
+    nothing = add_new_examples(store, "town", [chat("Two?", "2.")])
+    assert nothing.added == [] and nothing.summary() == "Nothing added to 'town': it is already in the dataset"
+    assert get_dataset(store, "town").examples == 3
+
+
+def test_content_decides_sameness_and_deleted_examples_do_not_count(store):
+    create_dataset(store, "prefs")
+    prompt = [TrainingMessage(role="user", content="Colour of the sea?")]
+    [pair_id] = add_new_examples(store, "prefs", [Example(messages=prompt, chosen="Teal.", rejected="Wet.")]).added
+    swapped = add_new_examples(store, "prefs", [Example(messages=prompt, chosen="Wet.", rejected="Teal.")])
+    assert len(swapped.added) == 1  # another preference, not a copy
+    excluded = add_new_examples(store, "prefs", [chat("A?", "a.", excluded=True)])
+    assert add_new_examples(store, "prefs", [chat("A?", "a.")]).already == 1  # excluded is still held
+    delete_examples(store, [pair_id, *excluded.added])
+    back = add_new_examples(store, "prefs", [Example(messages=prompt, chosen="Teal.", rejected="Wet."), chat("A?", "a.")])
+    assert len(back.added) == 2
 
 
 def test_update_edits_messages_tags_and_the_excluded_flag(store):

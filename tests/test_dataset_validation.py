@@ -150,6 +150,21 @@ def test_each_rule_fires_on_the_bug_and_not_on_the_fix(code, failing, passing):
     assert code not in codes(validate_examples(passing()))
 
 
+def greeting_first(id: int) -> Example:
+    return Example(id=id, messages=[TrainingMessage(role="system", content=SYSTEM),
+                                    TrainingMessage(role="assistant", content="Now then, now then!"),
+                                    TrainingMessage(role="user", content="Who built the mill?"),
+                                    TrainingMessage(role="assistant", content="Adelaide Crouch.")])
+
+
+def test_an_example_that_opens_with_the_assistant_is_warned_naming_the_option_that_kept_the_greeting():
+    found = [f for f in validate_examples(distinct(10) + [greeting_first(31)]) if f.code == "assistant_speaks_first"]
+    assert [f.example_id for f in found] == [31] and found[0].severity == "warning"
+    assert '"Keep the greeting"' in found[0].message and "speak first" in found[0].message
+    no_greeting = greeting_first(32).model_copy(update={"messages": greeting_first(32).messages[:1] + greeting_first(32).messages[2:]})
+    assert "assistant_speaks_first" not in codes(validate_examples(distinct(10) + [no_greeting]))
+
+
 def test_a_near_copy_with_a_word_or_two_changed_is_found_by_similarity():
     examples = with_user(with_user(distinct(11), 9, "Tell me about the mill.", LONG_ANSWER), 10,
                          "Tell me about the mill, please.", LONG_ANSWER.replace("spring", "summer"))

@@ -46,14 +46,15 @@ def test_add_to_dataset_with_the_deploy_prompt_and_a_corrected_reply(page, servi
     page.get_by_text("Add to dataset", exact=True).click()
     panel = page.locator("#add-to-dataset")
     preview = panel.locator("#example-preview")
-    expect(panel).to_contain_text("6 messages")  # the deploy prompt, the greeting and the two exchanges
+    expect(panel).to_contain_text("5 messages")  # the deploy prompt and the two exchanges; the greeting is left out
+    expect(panel.get_by_label("Keep the greeting", exact=True)).not_to_be_checked()
     expect(preview).to_contain_text(deploy)
     expect(preview).not_to_contain_text("wildly eccentric")  # the long persona prompt is gone
     expect(preview).to_contain_text('"content": "Tobin: And that bang?"')
 
     panel.get_by_label("None", exact=True).check()
     expect(preview).not_to_contain_text(deploy)
-    expect(panel).to_contain_text("5 messages")
+    expect(panel).to_contain_text("4 messages")
     panel.get_by_label("Deploy prompt (the short one the fine-tune runs with)", exact=True).check()
     expect(preview).to_contain_text(deploy)
 
@@ -70,7 +71,7 @@ def test_add_to_dataset_with_the_deploy_prompt_and_a_corrected_reply(page, servi
 
     [example] = iter_examples(services.store, "brack")
     assert [(m.role, m.content) for m in example.messages] == [
-        ("system", deploy), ("assistant", services.personas[BRACK].greeting),
+        ("system", deploy),
         ("user", "Tobin: What's that smell?"), ("assistant", "Progress, Tobin! Open a window, would you?")]
     assert example.source.persona == BRACK and len(example.source.exchange_ids) == 1
 

@@ -63,6 +63,8 @@ def test_add_to_dataset_replaces_the_system_prompt_with_the_deploy_prompt(client
 
     notice = add(client, services, new="brack lines")
     assert "Saved as example" in notice and "brack lines" in notice
+    notice = add(client, services, dataset="brack lines")  # Save pressed again
+    assert "Not saved: this example is already in the dataset **brack lines**" in notice
 
     [example] = iter_examples(services.store, "brack lines")
     assert example.messages[0].content == persona.deploy_prompt
@@ -101,7 +103,7 @@ def _exists(services, name) -> bool:
 def test_the_datasets_tab_lists_the_dataset_with_counts_and_tokens(client, services):
     chat_with_brack(client, services, "What's that smell?")
     add(client, services, new="brack")
-    add(client, services, dataset="brack", upto=1)
+    add(client, services, dataset="brack", upto=1, system="none")  # a second, different example (same one: not added)
 
     dataset, datasets, examples = client.predict("brack", "", api_name="/datasets_list")
     [row] = rows(datasets)
@@ -146,6 +148,18 @@ def test_export_split_writes_one_file_per_part(client, services):
     assert [Path(f).name for f in files] == ["train.jsonl", "validation.jsonl", "test.jsonl"]
     assert [len(Path(f).read_text().splitlines()) for f in files] == [6, 2, 2]
     assert "train.jsonl (6 examples), validation.jsonl (2 examples), test.jsonl (2 examples) as trl-messages" in notice
+
+
+def test_a_split_that_would_leave_a_part_empty_is_refused_with_what_to_do(client, services):
+    create_dataset(services.store, "ferry")  # six answers to one question: copies that must stay together
+    add_examples(services.store, "ferry", [Example.model_validate_json(example_line("Where is the ferry?", f"Pier {i}."))
+                                           for i in range(6)])
+
+    notice, files, _ = client.predict("ferry", "gpt-4o-mini", "", "trl-messages", "60/20/20", 7, False,
+                                      api_name="/dataset_export")
+
+    assert "60/20/20 split of 6 examples would leave the validation part and the test part empty" in notice
+    assert "different ratio" in notice and "fewer parts" in notice and not files
 
 
 def test_errors_block_an_export_and_are_listed_by_example(client, services):
@@ -290,3 +304,24 @@ def test_log_review_filters_and_adds_ticked_exchanges_in_bulk(client, services):
     assert second.messages[0].content == deploy and first.messages[0].content == deploy
     assert [m.content for m in second.messages if m.role == "user"] == ["Tobin: What's that smell?", "Tobin: And that bang?"]
     assert second.messages[2].weight == 0  # the disliked first reply
+
+
+def test_stats_and_validation_count_with_an_open_models_local_tokenizer(client, services, tmp_path):
+    from tests.test_tokens import tiny_tokenizer
+
+    folder = tmp_path / "hub" / "models--acme--tiny"
+    tiny_tokenizer(folder / "snapshots" / "r1" / "tokenizer.json")
+    create_dataset(services.store, "open")
+    add_examples(services.store, "open", [Example.model_validate_json(example_line(f"Q{i}?", f"A{i}."))
+                                          for i in range(10)])
+    prices = {"headers": ["base model", "$ per 1M training tokens"], "data": [["gpt-4o-mini", 3.0]]}
+
+    summary, costs = client.predict("open", "gpt-4o-mini", 2, prices, str(folder), 12, api_name="/dataset_stats")
+    assert "Tokens per example (the acme/tiny tokenizer)" in summary and "Over the 12-token training context" in summary
+    assert [r[0] for r in rows(costs)] == ["the acme/tiny tokenizer"] and rows(costs)[0][3] == "no price known"
+
+    summary, table = client.predict("open", "gpt-4o-mini", "", str(folder), 12, api_name="/dataset_validate")
+    assert "12-token training context of the acme/tiny tokenizer" in " ".join(r[3] for r in rows(table))
+
+    summary, _ = client.predict("open", "gpt-4o-mini", 2, prices, str(tmp_path / "none"), 0, api_name="/dataset_stats")
+    assert "no such file or folder" in summary

@@ -254,3 +254,85 @@ CSV = "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n1,1.
 ])
 def test_result_files_are_read_plain_or_base64(text, expected):
     assert parse_result_csv(text) == expected
+
+
+# --- does the endpoint fine-tune? ------------------------------------------------------------------------
+
+
+class _BareServer:
+    """A local server that answers every request with a bare 400 "bad json", as some local servers do."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _bad(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self.send_response(400)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "8")
+                self.end_headers()
+                self.wfile.write(b"bad json")
+
+            do_GET = do_POST = _bad
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_probe_says_a_fine_tuning_server_offers_it(services):
+    known = finetune.probe_fine_tuning(services.registry.providers()[0])
+    assert known.offered is True and known.endpoint.startswith("local (http://127.0.0.1:")
+
+
+def test_a_chat_server_without_fine_tuning_is_explained_in_its_own_terms(tmp_path, fake_server):
+    services = ft_services(tmp_path / "home", fake_server)
+    provider = services.registry.providers()[0]
+    cache = finetune.AvailabilityCache()
+
+    known = cache.check(provider)
+    assert known.offered is False
+    assert f"local ({fake_server.base_url})" in known.message and "(404)" in known.message
+    assert "TRL / Unsloth / Axolotl" in known.message and "OpenAI" not in known.message
+    assert cache.check(provider) is known  # asked once per endpoint
+    probes = [r for r in fake_server.requests if "fine_tuning/jobs" in r["path"]]
+    assert len(probes) == 1 and probes[0]["method"] == "GET" and "limit=1" in probes[0]["path"]
+
+
+def test_a_bare_400_from_a_local_server_is_explained_not_shown_raw(tmp_path):
+    with _BareServer() as bare:
+        services = ft_services(tmp_path / "home", bare)
+        add_dataset(services.store, "town", town_examples(15))
+        known = finetune.probe_fine_tuning(services.registry.providers()[0])
+        with pytest.raises(ProviderError) as refused:
+            finetune.start(services, settings(model="local:llama-3.1-8b"))
+
+    assert known.offered is False
+    for message in (known.message, str(refused.value)):
+        assert f"local ({bare.base_url})" in message and "'bad json'" in message
+        assert "not with a fine-tuning API's error" in message
+        assert "TRL / Unsloth / Axolotl" in message and "OpenAI" not in message
+    assert refused.value.kind == "no_finetuning"
+
+
+def test_a_model_with_no_known_price_is_not_priced_with_openai_prices(services):
+    plan = finetune.prepare(services, settings(model="local:llama-3.1-8b", epochs=None))
+    assert plan.stats.cost.usd is None and plan.priced_costs == []
+    assert "no training price known for this model" in plan.summary()[1]
+    assert "the endpoint decides" in plan.summary()[1]
+    known = finetune.prepare(services, settings())
+    assert known.stats.cost.usd is not None and known.priced_costs

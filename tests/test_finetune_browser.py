@@ -145,11 +145,62 @@ def test_no_access_notice_in_the_tab(browser, ft_app, server):
     page, _ = open_app(browser, url)
     open_tab(page, "Fine-tune")
 
-    choose(page, "Dataset", "town  ·  15 examples")
-    page.get_by_role("button", name="Start fine-tuning", exact=True).click()
-
-    report = page.locator("#finetune-report")
-    expect(report).to_contain_text("No fine-tuning here")
+    # Said up front, before any Start: the endpoint refuses fine-tuning, so Start is off.
+    report = page.locator("#finetune-availability")
+    expect(report).to_contain_text("No fine-tuning at local")
     expect(report).to_contain_text("TRL / Unsloth / Axolotl")
+    expect(page.get_by_role("button", name="Start fine-tuning", exact=True)).to_be_disabled()
     screenshot(page, "finetune/no-access")
+    page.context.close()
+
+
+# --- an endpoint without fine-tuning ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def chat_only_app(tmp_path, fake_server):
+    """The app whose one endpoint is the plain chat server: no fine-tuning routes at all."""
+    from playground.ui.app import build_app, launch_options
+
+    services = ft_services(tmp_path / "home", fake_server)
+    add_dataset(services.store, "town", town_examples(15))
+    app = build_app(services)
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    yield url, services
+    app.close()
+
+
+def test_the_tab_says_up_front_when_the_endpoint_has_no_fine_tuning(chat_only_app, fake_server):
+    url, _ = chat_only_app
+    client = Client(url, verbose=False)
+
+    # (Start's state is not an API output: the browser test below sees it disabled.)
+    notice = client.predict("local:gpt-4o-mini", "town", api_name="/finetune_availability")
+    assert f"No fine-tuning at local ({fake_server.base_url})" in notice and "(404)" in notice
+    assert "TRL / Unsloth / Axolotl" in notice and "dataset export town --format trl-messages" in notice
+    assert "OpenAI" not in notice and "is off for this endpoint" in notice
+
+    client.predict("local:gpt-4o-mini", "town", api_name="/finetune_availability")
+    assert len([r for r in fake_server.requests if "fine_tuning/jobs" in r["path"]]) == 1  # probed once
+
+    report = client.predict(*form(model="local:llama-3.1-8b"), api_name="/finetune_estimate")
+    assert "no training price known for this model" in report and "gpt-4o-mini" not in report
+
+
+def test_a_fine_tuning_endpoint_keeps_start_on(ft_app):
+    url, _ = ft_app
+    notice = Client(url, verbose=False).predict("local:gpt-4o-mini", "town", api_name="/finetune_availability")
+    assert "✅ local (" in notice and "offers fine-tuning" in notice
+
+
+def test_no_fine_tuning_empty_state_in_the_tab(browser, chat_only_app, fake_server):
+    url, _ = chat_only_app
+    page, _ = open_app(browser, url)
+    open_tab(page, "Fine-tune")
+
+    notice = page.locator("#finetune-availability")
+    expect(notice).to_contain_text(f"No fine-tuning at local ({fake_server.base_url})")
+    expect(notice).to_contain_text("TRL / Unsloth / Axolotl")
+    expect(page.get_by_role("button", name="Start fine-tuning", exact=True)).to_be_disabled()
+    screenshot(page, "finetune/no-finetuning-endpoint")
     page.context.close()

@@ -205,9 +205,9 @@ def test_generation_parses_each_chunks_reply_and_reports_broken_lines(services, 
 def test_generated_pairs_go_into_a_new_dataset_with_their_provenance(services, facts):
     result = run(services, facts)
     chosen = [p for p in result.pairs if p.chunk.file == "island.txt"]
-    ids = add_to_dataset(services.store, "island-qa", chosen, result.provenance, system_prompt="Answer briefly.")
+    report = add_to_dataset(services.store, "island-qa", chosen, result.provenance, system_prompt="Answer briefly.")
 
-    assert len(ids) == 3 and [d.name for d in list_datasets(services.store)] == ["island-qa"]
+    assert len(report.added) == 3 and report.already == 0 and [d.name for d in list_datasets(services.store)] == ["island-qa"]
     examples = list(iter_examples(services.store, "island-qa"))
     assert [[m.role for m in e.messages] for e in examples] == [["system", "user", "assistant"]] * 3
     last = examples[-1]
@@ -216,8 +216,12 @@ def test_generated_pairs_go_into_a_new_dataset_with_their_provenance(services, f
     assert (last.source.model, last.source.file, last.source.line) == ("gpt-4o-mini", str((facts / "island.txt").resolve()), 1)
     assert last.source.exchange_ids == [chosen[0].exchange_id]
 
-    add_to_dataset(services.store, "island-qa", chosen[:1], result.provenance)  # an existing dataset is added to
-    assert len(list(iter_examples(services.store, "island-qa"))) == 4
+    # An existing dataset is added to; a pair it already holds is not added again.
+    again = add_to_dataset(services.store, "island-qa", chosen, result.provenance, system_prompt="Answer briefly.")
+    assert (again.added, again.already) == ([], 3)
+    assert again.summary() == "Nothing added to 'island-qa': all 3 are already in the dataset"
+    other = add_to_dataset(services.store, "island-qa", chosen[:1], result.provenance)  # no system prompt: new content
+    assert len(other.added) == 1 and len(list(iter_examples(services.store, "island-qa"))) == 4
 
 
 def test_nothing_chosen_adds_nothing(services):

@@ -143,7 +143,7 @@ def test_generate_pairs_and_add_them_to_a_dataset(page, services, tmp_path):
     page.get_by_label("Folder of facts", exact=True).fill(str(facts))
     page.get_by_role("button", name="Read folder", exact=True).click()
     generation_status = page.locator("#generation-status")
-    expect(generation_status).to_contain_text("1 chunks from 1 file")
+    expect(generation_status).to_contain_text("1 chunk from 1 file")
 
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(generation_status).to_contain_text("2 pairs")
@@ -152,6 +152,8 @@ def test_generate_pairs_and_add_them_to_a_dataset(page, services, tmp_path):
     page.locator("#generation-dataset").get_by_label("Dataset").fill("harbour-qa")
     page.get_by_role("button", name="Add selected to dataset", exact=True).click()
     expect(generation_status).to_contain_text("Added 2 examples to the dataset 'harbour-qa'")
+    page.get_by_role("button", name="Add selected to dataset", exact=True).click()  # pressed twice: nothing doubled
+    expect(generation_status).to_contain_text("Nothing added to the dataset 'harbour-qa': all 2 are already in the dataset")
     screenshot(page, "generate")
     assert [e.messages[-1].content for e in iter_examples(services.store, "harbour-qa")] == [
         "At six in the morning.", "I don't know."]

@@ -210,7 +210,7 @@ def test_generate_review_and_add_to_a_dataset(client, services, tmp_path):
         '{"prompt": "Who owns the harbour?", "completion": "I don\'t know."}\n'
         '{"prompt": "Broken', encoding="utf-8")
     chunks, note = client.predict(str(facts), 400, 0, MODEL, api_name="/generation_chunks")
-    assert note.startswith("1 chunks from 1 file") and chunks["data"][0][:3] == ["harbour.txt", 1, 1]
+    assert note.startswith("1 chunk from 1 file") and chunks["data"][0][:3] == ["harbour.txt", 1, 1]
 
     pairs, status, _ = client.predict(str(facts), 400, 0, "templates/generate_qa.json", MODEL, 3, 2,
                                       api_name="/generation_run")
@@ -222,6 +222,8 @@ def test_generate_review_and_add_to_a_dataset(client, services, tmp_path):
     pairs["data"][0][0] = False  # leave the first one out
     status, dataset = client.predict(pairs, "harbour-qa", "", api_name="/generation_add")
     assert "Added 1 example to the dataset 'harbour-qa'" in status
+    status, _ = client.predict(pairs, "harbour-qa", "", api_name="/generation_add")  # pressed twice
+    assert "Nothing added to the dataset 'harbour-qa': it is already in the dataset" in status
     [example] = iter_examples(services.store, "harbour-qa")
     assert example.messages[-1].content == "I don't know."
     assert "template:templates/generate_qa.json@v1" in example.tags and "i-dont-know" in example.tags

@@ -140,3 +140,71 @@ def test_count_text(text, model, expected):
 
 def test_count_messages_of_nothing_is_the_reply_priming():
     assert tokens.count_messages([], "gpt-4o") == 3
+
+
+# --- open models' tokenizers from local files ------------------------------------------------------------
+
+
+def tiny_tokenizer(path):
+    """A word-level tokenizer trained here on a few sentences, saved as a Hugging Face tokenizer.json."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=["[UNK]", "<s>"])
+    tokenizer.train_from_iterator(["the mill is old", "the ferry runs at dawn", "who built the mill"], trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return path
+
+
+def test_an_open_models_tokenizer_counts_from_a_local_tokenizer_json(tmp_path):
+    from playground.tokens import count_text, encoding_name, model_label, tokenizer_ref
+
+    ref = tokenizer_ref(tiny_tokenizer(tmp_path / "tok" / "tokenizer.json"))
+    assert ref.startswith("tokenizer:") and encoding_name(ref) == (ref, True)
+    assert count_text("the mill is old", ref) == 4
+    assert count_text("the windmill, unknown", ref) == 4  # word-level: unknown words are one [UNK] each, "," too
+    assert count_text("the mill is old", "gpt-4o-mini") == 4 and count_text("the windmill, unknown", "gpt-4o-mini") != 4
+    assert model_label(ref) == "the tok tokenizer"
+    assert tokenizer_ref(tmp_path / "tok") == ref  # the folder holding it
+
+
+def test_a_hugging_face_cache_folder_gives_its_newest_snapshot(tmp_path):
+    from playground.tokens import model_label, tokenizer_ref
+
+    folder = tmp_path / "hub" / "models--acme--tiny-llama"
+    tiny_tokenizer(folder / "snapshots" / "0a1b2c" / "tokenizer.json")
+    ref = tokenizer_ref(folder)
+    assert ref.endswith("snapshots/0a1b2c/tokenizer.json") and model_label(ref) == "the acme/tiny-llama tokenizer"
+    assert tokenizer_ref(tmp_path / "hub") == ref  # the hub folder itself, holding one model
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "nowhere", "no such file or folder"),
+    (lambda p: p.joinpath("empty").mkdir() or p / "empty", "there is no tokenizer.json in it"),
+    (lambda p: p.joinpath("bad.json").write_text("{}") and p / "bad.json", "is not a Hugging Face tokenizer file"),
+])
+def test_a_missing_or_bad_tokenizer_is_refused_saying_what_to_give(tmp_path, make, message):
+    from playground.tokens import TokenizerNotFound, tokenizer_ref
+
+    with pytest.raises(TokenizerNotFound, match=message):
+        tokenizer_ref(make(tmp_path))
+
+
+def test_validation_and_stats_count_with_the_tokenizer_against_the_given_context(tmp_path):
+    from playground.dataset_stats import dataset_stats
+    from playground.datasets import Example
+    from playground.tokens import tokenizer_ref
+    from playground.validation import validate_examples
+
+    ref = tokenizer_ref(tiny_tokenizer(tmp_path / "models--acme--tiny" / "tokenizer.json"))
+    examples = [Example(messages=[{"role": "system", "content": "Be brief."},
+                                  {"role": "user", "content": f"who built the mill {'the ' * i}"},
+                                  {"role": "assistant", "content": "the ferry"}], id=i + 1) for i in range(12)]
+    stats = dataset_stats(examples, ref, context=30)
+    assert stats.context_limit == 30 and stats.cost.usd is None
+    assert stats.tokens_min == 3 + (3 + 1 + 3) + (3 + 1 + 4) + (3 + 1 + 2)  # per message 3 + role + words, +3
+    over = [f for f in validate_examples(examples, ref, context=30) if f.code == "over_context_limit"]
+    assert over and "30-token training context of the acme/tiny tokenizer" in over[0].message
+    assert all(f.example_id > 1 for f in over)

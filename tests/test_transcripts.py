@@ -55,9 +55,8 @@ def test_by_default_the_deploy_prompt_replaces_the_long_one_and_seed_turns_are_d
 
     example = convert(persona, settings, conversation)
 
-    assert pairs(example) == [
+    assert pairs(example) == [  # the greeting is left out: an example that opens with the assistant teaches that
         ("system", persona.deploy_prompt),
-        ("assistant", persona.greeting),
         ("user", "Tobin: What's that smell?"),
         ("assistant", "Echo: Tobin: What's that smell?"),
         ("user", "Dez: Is the fire out?"),  # a speaker the user named is kept, not prefixed again
@@ -77,7 +76,7 @@ def test_the_persona_prompt_as_sent_custom_or_none(services, brack_chat):
     assert convert(persona, settings, conversation, system="persona").messages[0].content == sent_system
     custom = convert(persona, settings, conversation, system="custom", custom_system="You are Brack.")
     assert pairs(custom)[0] == ("system", "You are Brack.")
-    assert [m.role for m in convert(persona, settings, conversation, system="none").messages][:2] == ["assistant", "user"]
+    assert [m.role for m in convert(persona, settings, conversation, system="none").messages][:2] == ["user", "assistant"]
     with pytest.raises(ConversionError, match="Write the custom system prompt"):
         convert(persona, settings, conversation, system="custom", custom_system="  ")
 
@@ -96,7 +95,7 @@ def test_seed_turns_can_be_kept_as_they_were_sent(services, brack_chat):
 
     assert pairs(example)[1:5] == [(m["role"], m["content"]) for m in sent[1:5]]
     assert pairs(example)[1] == ("user", "Tobin: Aunt Ignatia, what's that smell?")
-    assert len(example.messages) == 1 + 4 + 5
+    assert len(example.messages) == 1 + 4 + 4  # system, seed turns, the chat without its greeting
 
 
 def test_speaker_prefix_can_be_left_off(brack_chat):
@@ -111,9 +110,9 @@ def test_a_disliked_reply_gets_weight_0_unless_told_otherwise(services, brack_ch
     rate(services, conversation, 4, 1)
 
     weights = [m.weight for m in convert(persona, settings, conversation).messages if m.role == "assistant"]
-    assert weights == [None, 0, None]
+    assert weights == [0, None]
     unweighted = convert(persona, settings, conversation, weight_disliked=False)
-    assert [m.weight for m in unweighted.messages if m.role == "assistant"] == [None, None, None]
+    assert [m.weight for m in unweighted.messages if m.role == "assistant"] == [None, None]
 
 
 def test_a_corrected_reply_replaces_the_text_and_is_trained_on_even_if_disliked(services, brack_chat):
@@ -149,10 +148,13 @@ def test_up_to_a_turn_that_is_not_a_reply_is_refused(brack_chat, upto, message):
         convert(persona, settings, conversation, upto_turn=upto)
 
 
-def test_the_greeting_can_be_left_out(brack_chat):
+def test_the_greeting_is_left_out_unless_kept(brack_chat):
     persona, settings, conversation = brack_chat
-    example = convert(persona, settings, conversation, keep_greeting=False)
+    assert ConversionOptions().keep_greeting is False
+    example = convert(persona, settings, conversation)
     assert [m.role for m in example.messages] == ["system", "user", "assistant", "user", "assistant"]
+    kept = convert(persona, settings, conversation, keep_greeting=True)
+    assert pairs(kept)[:2] == [("system", persona.deploy_prompt), ("assistant", persona.greeting)]
 
 
 def test_a_chat_with_no_reply_yet_cannot_be_added(services):
@@ -187,7 +189,8 @@ def test_from_logged_exchanges_gives_the_same_example_as_the_chat(services, brac
     last = conversation.turns[-1].exchange_id
 
     for options in [{}, {"keep_seed_turns": True, "system": "persona"}, {"speaker_prefix": False},
-                    {"weight_disliked": False}, {"upto_turn": 2}, {"edits": {4: "Fixed."}}]:
+                    {"weight_disliked": False}, {"upto_turn": 2, "weight_disliked": False}, {"edits": {4: "Fixed."}},
+                    {"keep_greeting": True}]:
         from_log = example_from_exchanges(services.store, [last], ConversionOptions(**options), services.personas)
         from_chat = convert(persona, settings, conversation, **options)
         assert pairs(from_log) == pairs(from_chat), options

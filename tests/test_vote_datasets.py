@@ -50,14 +50,13 @@ def test_votes_become_pairs_with_the_deploy_prompt_and_the_chosen_columns_histor
     assert added.describe() == "Added 2 preference pairs to **brack prefs** from 2 votes."
     first, second = iter_examples(services.store, "brack prefs")
     # The long persona prompt and its few-shot turns were sent; the pair trains on the short deploy prompt.
-    # Each column starts with the persona's greeting, as Chat does, and it is kept (an option can drop it).
-    greeting = ("assistant", brack.greeting)
+    # Each column starts with the persona's greeting, as Chat does; it is left out unless kept (an option).
     assert [(m.role, m.content) for m in first.messages] == [
-        ("system", brack.deploy_prompt), greeting, ("user", "Tobin: What's that smell?")]
+        ("system", brack.deploy_prompt), ("user", "Tobin: What's that smell?")]
     assert (first.chosen, first.rejected) == ("Echo: Tobin: What's that smell?", "Echo:")
     # The second round's prompt carries the winning column's own history.
     assert [(m.role, m.content) for m in second.messages] == [
-        ("system", brack.deploy_prompt), greeting, ("user", "Tobin: What's that smell?"),
+        ("system", brack.deploy_prompt), ("user", "Tobin: What's that smell?"),
         ("assistant", "Echo: Tobin: What's that smell?"), ("user", "Tobin: And that bang?")]
     assert (second.chosen, second.rejected) == ("Echo: Tobin: And that bang?", "Echo:")
     assert all(m.weight is None for m in second.messages)
@@ -71,7 +70,7 @@ def test_the_prompt_as_sent_keeps_the_persona_prompt_and_its_seed_turns(services
     brack_votes(services)
 
     add_vote_pairs(services.store, "as sent", services.personas,
-                   options=ConversionOptions(system="persona", keep_seed_turns=True))
+                   options=ConversionOptions(system="persona", keep_seed_turns=True, keep_greeting=True))
 
     pairs = preference_pairs(services.store)
     assert [[(m.role, m.content) for m in e.messages] for e in iter_examples(services.store, "as sent")] == [
@@ -159,7 +158,7 @@ def test_the_cli_adds_vote_pairs_and_says_what_it_did(services, fake_server, cap
 
     assert main([*argv, "--system", "none"]) == 0
     assert capsys.readouterr().out == "Added 2 preference pairs to cli prefs from 2 votes.\n"
-    assert [e.messages[0].role for e in iter_examples(services.store, "cli prefs")] == ["assistant", "assistant"]
+    assert [e.messages[0].role for e in iter_examples(services.store, "cli prefs")] == ["user", "user"]  # no greeting first
 
     assert main([*argv, "--persona", LOC]) == 1
     assert "No votes match" in capsys.readouterr().err

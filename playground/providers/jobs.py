@@ -9,6 +9,7 @@ plain answer for the common case of an account (or a server) without fine-tuning
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 import openai
 
@@ -20,6 +21,9 @@ HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 NO_ACCESS_ADVICE = ("this account has no fine-tuning access (OpenAI's self-serve fine-tuning is closing to new users): "
                     "export for TRL / Unsloth / Axolotl instead")
+# Any other endpoint: said of that endpoint, never of OpenAI.
+ENDPOINT_ADVICE = "no fine-tuning access at this endpoint: export for TRL / Unsloth / Axolotl instead"
+OPENAI_HOST = "api.openai.com"
 
 
 @dataclass(frozen=True)
@@ -155,14 +159,24 @@ class FineTuningAPI:
 
     def _explain(self, e: openai.OpenAIError, subject: str | None = None) -> ProviderError:
         where = f"{self.provider.name} ({self.provider.config.base_url})"
+        openai_host = urlparse(str(self.provider.config.base_url)).hostname == OPENAI_HOST
         if isinstance(e, openai.PermissionDeniedError):
-            return self.provider.error("no_finetuning", f"{where} refused fine-tuning (403): {NO_ACCESS_ADVICE}.", 403)
+            if openai_host:
+                return self.provider.error("no_finetuning", f"{where} refused fine-tuning (403): {NO_ACCESS_ADVICE}.",
+                                           403)
+            return self.provider.error("no_finetuning", f"{where} refused fine-tuning (403: {_server_message(e)}): "
+                                       f"{ENDPOINT_ADVICE}.", 403)
         if isinstance(e, openai.NotFoundError):
             if subject and subject in _server_message(e):
                 return self.provider.error("not_found", f"{where} has no '{subject}' (404): it may belong to "
                                            "another account or endpoint.", 404)
-            return self.provider.error("no_finetuning", f"{where} has no fine-tuning API here (404): "
-                                       f"{NO_ACCESS_ADVICE}.", 404)
+            advice = NO_ACCESS_ADVICE if openai_host else ENDPOINT_ADVICE
+            return self.provider.error("no_finetuning", f"{where} offers no fine-tuning API (404): {advice}.", 404)
+        if isinstance(e, openai.BadRequestError) and not openai_host and not isinstance(e.body, dict):
+            # A bare body ("bad json") is not an OpenAI error object: the server does not speak this API at all.
+            said = " ".join((e.response.text or _server_message(e)).split())[:80]
+            return self.provider.error("no_finetuning", f"{where} answered a fine-tuning request with a bare 400 "
+                                       f"({said!r}), not with a fine-tuning API's error: {ENDPOINT_ADVICE}.", 400)
         return self.provider._explain(e, model=None)
 
 

@@ -13,13 +13,16 @@ from ..batch_sources import dataset_split_rows, prompt_set_rows, results_path
 from ..checks import Check
 from ..dataset_store import list_datasets
 from ..errors import PlaygroundError
+from ..plural import plural
 from ..promptset import PromptRow
 from ..services import Services
 from .format import error_notice
 
 FROM_FILE, FROM_DATASET = "Prompt-set file", "Dataset split"
 NO_CHECK = "none (expected shown only)"
-CHECK_KINDS = ["exact", "contains", "json_equal", "json_valid", "regex", "groups", NO_CHECK]
+IGNORING_CASE = " (ignore case)"
+CHECK_KINDS = ["exact", f"exact{IGNORING_CASE}", "contains", f"contains{IGNORING_CASE}", "json_equal", "json_valid",
+               "regex", "groups", NO_CHECK]
 SUMMARY_COLUMNS = ["column", "model", "replies", "errors", "passed", "score", "tokens", "cost $", "p50 ms", "p95 ms"]
 CLIP = 300
 HINT = ("Runs every prompt through the columns set up above (model, system prompt, parameters; a prompt's own "
@@ -65,10 +68,24 @@ def side_by_side(rows: list[PromptRow], columns: list[ColumnConfig], results: li
 
 def outcome_status(outcome: BatchOutcome, path: Path, total: int) -> str:
     done = len(outcome.results)
-    head = (f"**Cancelled** after {done} of {total} replies: run again to resume." if outcome.cancelled
-            else f"**Done**: {done} of {total} replies.")
+    of_total = plural(total, "reply", "replies")
+    head = (f"**Cancelled** after {done} of {of_total}: run again to resume." if outcome.cancelled
+            else f"**Done**: {done} of {of_total}.")
     parts = [head, f"{outcome.asked} asked now, {outcome.resumed} taken from the earlier run.", f"Results: `{path}`"]
     return " ".join(parts) + "".join(f"\n- {p}" for p in outcome.problems)
+
+
+def check_of(choice: str) -> Check | None:
+    """The check a 'Check for dataset rows' choice names: 'contains (ignore case)' -> contains, ignoring case."""
+    if choice == NO_CHECK:
+        return None
+    kind = choice.removesuffix(IGNORING_CASE)
+    return Check(kind=kind, ignore_case=kind != choice)
+
+
+def cleared() -> tuple[list[list], pd.DataFrame, None]:
+    """The result tables and downloads with nothing in them, so a refused run leaves no earlier results on screen."""
+    return [[""] * len(SUMMARY_COLUMNS)], pd.DataFrame([[""] * 3], columns=["id", "prompt", "expected"]), None
 
 
 def dataset_names(services: Services) -> list[str]:
@@ -116,7 +133,7 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
 
     def load_rows(kind, uploaded, typed_path, skip, dataset_name, split_name, split_ratios, check_kind):
         if kind == FROM_DATASET:
-            checker = None if check_kind == NO_CHECK else Check(kind=check_kind)
+            checker = check_of(check_kind)
             rows = dataset_split_rows(services.store, dataset_name, split_name, split_ratios or "80/20", check=checker)
             if check_kind == NO_CHECK:
                 for row in rows:
@@ -137,7 +154,8 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
             results_file = results_path(services.home, name, rows, columns)
         except PlaygroundError as e:
             gr.Warning(str(e).splitlines()[0])
-            return {status: error_notice(str(e).splitlines()[0]) + _listing(str(e))}
+            return {status: error_notice(str(e).splitlines()[0]) + _listing(str(e)),
+                    **dict(zip([summary, per_row, downloads], cleared()))}
         stop = cancels[request.session_hash] = threading.Event()
         total = len(rows) * len(columns)
         try:
@@ -146,7 +164,7 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
                                 progress=lambda done, all_: progress((done, all_), desc="replies", unit="replies"))
         except PlaygroundError as e:
             gr.Warning(str(e))
-            return {status: error_notice(str(e))}
+            return {status: error_notice(str(e)), **dict(zip([summary, per_row, downloads], cleared()))}
         finally:
             cancels.pop(request.session_hash, None)
         folder = Path(tempfile.mkdtemp(prefix="playground-batch-"))

@@ -69,7 +69,8 @@ def build_votes_to_dataset(services: Services, filters: list) -> None:
         with gr.Row():
             keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
             speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
-            keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+            keep_greeting = gr.Checkbox(False, label="Keep the greeting",
+                                        info="Off: examples start with the user, not the persona's greeting.")
         save = gr.Button("Add the votes' pairs to the dataset", variant="primary")
         notice = gr.Markdown("", elem_id="ab-votes-notice")
 

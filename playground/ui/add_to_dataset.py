@@ -8,11 +8,12 @@ import gradio as gr
 
 from ..chat import ChatSettings
 from ..conversation import Conversation
-from ..dataset_store import DatasetExists, DatasetNotFound, add_examples, create_dataset, get_dataset, list_datasets
+from ..dataset_store import DatasetExists, DatasetNotFound, add_new_examples, create_dataset, get_dataset, list_datasets
 from ..dataset_stats import example_tokens
 from ..datasets import DEFAULT_MODEL, Example
 from ..errors import PlaygroundError
 from ..params import SamplingParams
+from ..plural import plural
 from ..services import Services
 from ..transcripts import ConversionOptions, example_from_conversation
 from .chat_tab import ChatTab, parse_settings, reply_in_progress
@@ -57,7 +58,7 @@ def dataset_names(services: Services) -> list[str]:
 
 
 def count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return plural(n, noun)
 
 
 def snippet(text: str, length: int = SNIPPET) -> str:
@@ -113,11 +114,12 @@ def example_json(example: Example) -> str:
 
 def example_summary(example: Example, edits: dict[int, str]) -> str:
     unweighted = sum(1 for m in example.messages if m.weight == 0)
-    parts = [f"**{len(example.messages)} messages**", f"{example_tokens(example, DEFAULT_MODEL):,} tokens ({DEFAULT_MODEL})"]
+    parts = [f"**{plural(len(example.messages), 'message')}**",
+             f"{plural(example_tokens(example, DEFAULT_MODEL), 'token')} ({DEFAULT_MODEL})"]
     if unweighted:
-        parts.append(f"{unweighted} repl{'y' if unweighted == 1 else 'ies'} with weight 0 (not trained on)")
+        parts.append(f"{plural(unweighted, 'reply', 'replies')} with weight 0 (not trained on)")
     if edits:
-        parts.append(f"{len(edits)} corrected message{'s' if len(edits) != 1 else ''}")
+        parts.append(f"{plural(len(edits), 'corrected message')}")
     return " · ".join(parts)
 
 
@@ -167,7 +169,8 @@ def build_add_to_dataset(services: Services, make_source: Callable[[], Transcrip
                 keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
                 speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
                 weight_disliked = gr.Checkbox(True, label="Weight 0 on disliked replies")
-                keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+                keep_greeting = gr.Checkbox(False, label="Keep the greeting",
+                                        info="Off: examples start with the user, not the persona's greeting.")
             with gr.Column(scale=3, min_width=360):
                 summary = gr.Markdown("")
                 preview = gr.Code("", language="json", label="Preview of the example", interactive=False,
@@ -297,12 +300,14 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
         try:
             example, edits = convert(values(raw))
             name = target_dataset(services, dataset, new_dataset)
-            [example_id] = add_examples(services.store, name, [example])
+            report = add_new_examples(services.store, name, [example])
         except PlaygroundError as e:
             return {p.notice: error_notice(str(e))}
         info = get_dataset(services.store, name)
-        return {p.notice: f"Saved as example {example_id} in **{name}** ({count(info.examples, 'example')}, "
-                          f"{info.tokens:,} tokens).",
+        size = f"({count(info.examples, 'example')}, {info.tokens:,} tokens)"
+        saved = (f"Saved as example {report.added[0]} in **{name}** {size}." if report.added else
+                 f"Not saved: this example is already in the dataset **{name}** {size}.")
+        return {p.notice: saved,
                 p.dataset: gr.update(choices=dataset_names(services), value=name), p.new_dataset: "", p.edits: edits}
 
     def on_open(dataset, *raw):

@@ -8,9 +8,10 @@ from pathlib import Path
 import gradio as gr
 
 from ..dataset_store import import_file, iter_examples
-from ..dataset_stats import TRAINING_PRICES, dataset_stats, training_costs
+from ..dataset_stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
 from ..datasets import DEFAULT_MODEL
 from ..errors import PlaygroundError
+from ..plural import plural
 from ..exports import ExportRefused, export_dataset, file_stem
 from ..formats import FORMATS, BadLines, UnfitExamples
 from ..services import Services
@@ -32,7 +33,7 @@ def finding_rows(findings: list[Finding]) -> list[list]:
 def tally(findings: list[Finding]) -> str:
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
-    counts = f"**{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}**"
+    counts = f"**{plural(errors, 'error')}, {plural(warnings, 'warning')}**"
     if errors:
         return f"{counts}: fix the errors before exporting."
     return f"{counts}: ready to export" + (" once you have judged the warnings." if warnings else ".")
@@ -59,8 +60,8 @@ def dollars(usd: float | None) -> str:
 
 def stats_markdown(name: str, stats) -> str:
     excluded = f" ({stats.excluded} excluded, not counted)" if stats.excluded else ""
-    return (f"**{name}**: {stats.examples} examples{excluded}  \n"
-            f"Tokens per example ({stats.model}): min {stats.tokens_min:,} · median {stats.tokens_median:,.0f} · "
+    return (f"**{name}**: {plural(stats.examples, 'example')}{excluded}  \n"
+            f"Tokens per example ({counted_label(stats.model)}): min {stats.tokens_min:,} · median {stats.tokens_median:,.0f} · "
             f"p95 {stats.tokens_p95:,} · max {stats.tokens_max:,} · total {stats.tokens_total:,}  \n"
             f"Over the {stats.context_limit:,}-token training context (cut from the end): {stats.over_limit}  \n"
             f"Epochs: {stats.cost.epochs} · billed tokens: {stats.cost.billed_tokens:,}")
@@ -92,15 +93,19 @@ def _build_validate(services: Services, shared: DatasetsTab) -> None:
     findings = gr.Dataframe(finding_rows([]), headers=FINDING_COLUMNS, label="Findings by example", interactive=False,
                             type="array", wrap=True, column_widths=["12%", "10%", "22%", "56%"])
 
-    def on_validate(name, model, deploy_prompt):
+    def on_validate(name, model, deploy_prompt, tokenizer="", context=0):
         if not name:
             return error_notice("Choose a dataset first."), finding_rows([])
+        try:
+            counted = counting_model(model or DEFAULT_MODEL, tokenizer)
+        except PlaygroundError as e:
+            return error_notice(str(e)), finding_rows([])
         examples = list(iter_examples(services.store, name, include_excluded=False))
-        found = validate_examples(examples, model or DEFAULT_MODEL, (deploy_prompt or "").strip() or None)
+        found = validate_examples(examples, counted, (deploy_prompt or "").strip() or None, context=int(context or 0))
         return tally(found), finding_rows(found)
 
-    run.click(on_validate, [shared.dataset, shared.model, shared.deploy_prompt], [summary, findings],
-              api_name="dataset_validate")
+    run.click(on_validate, [shared.dataset, shared.model, shared.deploy_prompt, shared.tokenizer, shared.context],
+              [summary, findings], api_name="dataset_validate")
 
 
 def _build_stats(services: Services, shared: DatasetsTab) -> None:
@@ -113,21 +118,27 @@ def _build_stats(services: Services, shared: DatasetsTab) -> None:
     costs = gr.Dataframe([["", "", "", ""]], headers=COST_COLUMNS, label="Estimated training cost", interactive=False,
                          type="array")
 
-    def on_stats(name, model, epoch_count, price_rows):
+    def on_stats(name, model, epoch_count, price_rows, tokenizer="", context=0):
         if not name:
             return error_notice("Choose a dataset first."), [["", "", "", ""]]
         try:
             table = price_table(price_rows)
+            counted = counting_model(model or DEFAULT_MODEL, tokenizer)
         except PlaygroundError as e:
             return error_notice(str(e)), [["", "", "", ""]]
         examples = list(iter_examples(services.store, name))
         n = int(epoch_count) if epoch_count not in (None, "", 0) else None
-        stats = dataset_stats(examples, model or DEFAULT_MODEL, n, table)
+        stats = dataset_stats(examples, counted, n, table, context=int(context or 0))
+        if stats.cost.usd is None:  # an unpriced model is not priced with another model's table
+            c = stats.cost
+            return stats_markdown(name, stats), [[counted_label(counted), c.epochs, f"{c.billed_tokens:,}",
+                                                  "no price known"]]
         rows = [[c.model, c.epochs, f"{c.billed_tokens:,}", dollars(c.usd)]
                 for c in training_costs(examples, n, table)]
         return stats_markdown(name, stats), rows or [["", "", "", ""]]
 
-    run.click(on_stats, [shared.dataset, shared.model, epochs, prices], [summary, costs], api_name="dataset_stats")
+    run.click(on_stats, [shared.dataset, shared.model, epochs, prices, shared.tokenizer, shared.context],
+              [summary, costs], api_name="dataset_stats")
 
 
 def _build_export(services: Services, shared: DatasetsTab) -> None:
@@ -158,10 +169,10 @@ def _build_export(services: Services, shared: DatasetsTab) -> None:
             return error_notice(str(e)), None, rows
         except PlaygroundError as e:
             return error_notice(str(e)), None, finding_rows([])
-        written = ", ".join(f"{p.name} ({n} examples)" for p, n in result.files.items())
+        written = ", ".join(f"{p.name} ({plural(n, 'example')})" for p, n in result.files.items())
         left = f" Left out {len(result.left_out)} the format cannot hold." if result.left_out else ""
         n = len(result.warnings)
-        warned = f" {n} warning{'s' if n != 1 else ''} (listed below) did not block it." if n else ""
+        warned = f" {plural(n, 'warning')} (listed below) did not block it." if n else ""
         message = f"Exported {written} as {fmt} to `{out}`.{left}{warned}"
         return message, servable(list(result.files)), finding_rows(result.warnings)
 
@@ -192,15 +203,15 @@ def _build_import(services: Services, shared: DatasetsTab) -> None:
                                  format=None if fmt == DETECT else fmt, skip_bad=bool(skip))
         except BadLines as e:
             lines = len({p.line for p in e.problems})
-            return {notice: error_notice(f"{lines} bad line{'s' if lines != 1 else ''}: nothing was imported. Fix "
+            return {notice: error_notice(f"{plural(lines, 'bad line')}: nothing was imported. Fix "
                                          f"{'them' if lines != 1 else 'it'}, or tick 'Skip bad lines'."),
                     problems: [[p.line, p.code, p.message] for p in e.problems]}
         except PlaygroundError as e:
             return {notice: error_notice(str(e)), **nothing}
         formats = ", ".join(f"{n} {f}" for f, n in sorted(report.formats.items()))
-        skipped = f" Skipped {len({p.line for p in report.skipped})} bad lines (listed)." if report.skipped else ""
+        skipped = f" Skipped {plural(len({p.line for p in report.skipped}), 'bad line')} (listed)." if report.skipped else ""
         choices = dataset_choices(services)
-        return {notice: f"Imported {report.imported} examples into **{report.dataset}** (detected: {formats}).{skipped}",
+        return {notice: f"Imported {plural(report.imported, 'example')} into **{report.dataset}** (detected: {formats}).{skipped}",
                 problems: [[p.line, p.code, p.message] for p in report.skipped] or [["", "", ""]],
                 shared.dataset: gr.update(choices=choices, value=report.dataset), shared.datasets: dataset_rows(services)}
 

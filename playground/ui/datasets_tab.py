@@ -37,6 +37,8 @@ class DatasetsTab:
     datasets: gr.Dataframe
     model: gr.Dropdown
     deploy_prompt: gr.Textbox
+    tokenizer: gr.Textbox  # an open model's local tokenizer.json or Hugging Face cache folder; replaces Model's
+    context: gr.Number  # the training context in tokens; 0 = the model's own
 
 
 # --- pure translations -------------------------------------------------------------------------------------
@@ -148,9 +150,16 @@ def build_datasets_tab(services: Services, chat) -> DatasetsTab:
                                    scale=3, lines=2, info="The system prompt the fine-tune will run with; "
                                                           "filled in from the examples' persona.")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=90)
+    with gr.Row(elem_id="dataset-tokenizer"):
+        tokenizer = gr.Textbox("", label="Tokenizer of an open model", scale=3, max_lines=1,
+                               placeholder="/path/to/tokenizer.json or ~/.cache/huggingface/hub/models--org--name",
+                               info="Counts with this local tokenizer (Llama, Qwen, Mistral…) instead of the Model's; "
+                                    "never downloaded.")
+        context = gr.Number(0, label="Context limit", precision=0, minimum=0, scale=1,
+                            info="Training context in tokens; 0 = the model's own (65,536 for a tokenizer).")
     datasets = gr.Dataframe(dataset_rows(services), headers=DATASET_COLUMNS, label="Datasets (select one to open it)",
                             interactive=False, type="array", max_height=220, elem_id="dataset-list")
-    shared = DatasetsTab(dataset, datasets, model, deploy_prompt)
+    shared = DatasetsTab(dataset, datasets, model, deploy_prompt, tokenizer, context)
     with gr.Tabs():
         with gr.Tab("Examples", id="examples", elem_id="dataset-examples"):
             examples = _build_examples(services, shared)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from ..finetune import JobView, Plan, export_advice, usd
+from ..finetune import Availability, JobView, Plan, export_advice, usd
 from ..finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
 
 JOB_COLUMNS = ["job", "status", "base model", "dataset", "fine-tuned model", "started (UTC)", "estimated cost"]
@@ -22,7 +22,7 @@ def plan_markdown(plan: Plan) -> str:
     if warnings:
         lines += ["", "<details><summary>Warnings to judge</summary>", "",
                   *[f"- {f}" for f in warnings[:MAX_FINDINGS_SHOWN]], "", "</details>"]
-    priced = [c for c in plan.costs if c.usd is not None]
+    priced = plan.priced_costs
     if priced:
         lines += ["", "| base model | epochs | billed tokens | estimated cost |", "|---|---:|---:|---:|"]
         lines += [f"| {c.model} | {c.epochs} | {c.billed_tokens:,} | {usd(c.usd)} |" for c in priced]
@@ -32,6 +32,18 @@ def plan_markdown(plan: Plan) -> str:
 def no_access_markdown(message: str, dataset: str | None = None) -> str:
     return (f"### ⚠️ No fine-tuning here\n\n{message}\n\n{export_advice(dataset or 'NAME')} "
             "The Datasets tab exports the same files.")
+
+
+def availability_markdown(known: Availability | None, dataset: str | None = None) -> str:
+    """The line above the form: can this endpoint fine-tune, and if not, how to train elsewhere."""
+    if known is None:
+        return ""
+    if known.offered:
+        return f"✅ {known.endpoint} offers fine-tuning."
+    if known.offered is None:
+        return f"ℹ️ {known.message}"
+    return (f"### ⚠️ No fine-tuning at {known.endpoint}\n\n{known.message}\n\n**Start fine-tuning** is off for "
+            f"this endpoint. {export_advice(dataset or 'NAME')} The Datasets tab exports the same files.")
 
 
 def job_rows(records: list[JobRecord]) -> list[list]:

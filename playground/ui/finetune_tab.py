@@ -5,19 +5,21 @@ however many pages are open); with none, the timer does nothing.
 """
 
 import gradio as gr
+from gradio.context import Context
 
 from .. import finetune
 from ..dataset_store import list_datasets
 from ..datasets import DEFAULT_MODEL
 from ..splits import DEFAULT_RATIOS
 from ..errors import PlaygroundError
-from ..finetune import NotReady, make_settings
+from ..finetune import AvailabilityCache, NotReady, make_settings
 from ..finetune_store import JobNotFound, active_jobs, list_jobs
+from ..plural import plural
 from ..providers import ProviderError
 from ..services import Services
 from .finetune_format import (
-    CHECKPOINT_COLUMNS, JOB_COLUMNS, checkpoint_rows, events_text, job_rows, metric_frames, no_access_markdown,
-    plan_markdown, status_markdown,
+    CHECKPOINT_COLUMNS, JOB_COLUMNS, availability_markdown, checkpoint_rows, events_text, job_rows, metric_frames,
+    no_access_markdown, plan_markdown, status_markdown,
 )
 from .format import error_notice
 
@@ -25,7 +27,7 @@ POLL_S = 5.0
 
 
 def dataset_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{d.name}  ·  {d.examples} examples", d.name) for d in list_datasets(services.store)]
+    return [(f"{d.name}  ·  {plural(d.examples, 'example')}", d.name) for d in list_datasets(services.store)]
 
 
 def base_model_choices(services: Services) -> list[tuple[str, str]]:
@@ -35,6 +37,8 @@ def base_model_choices(services: Services) -> list[tuple[str, str]]:
 
 def build_finetune_tab(services: Services) -> None:
     default_base = services.registry.default_model(DEFAULT_MODEL)
+    probes = AvailabilityCache()  # one answer per endpoint for the app's life; a failed probe is asked again
+    availability = gr.Markdown("", elem_id="finetune-availability")
     with gr.Row():
         with gr.Column(scale=2, min_width=340):
             dataset = gr.Dropdown(dataset_choices(services), value=None, label="Dataset", allow_custom_value=True,
@@ -94,6 +98,11 @@ def build_finetune_tab(services: Services) -> None:
                 checkpoints: checkpoint_rows(view.checkpoints if view else []),
                 events: events_text(view.events if view else [])}
 
+    def on_base(model, dataset_name):
+        known = finetune.availability(services, model or "", probes)
+        return {availability: availability_markdown(known, dataset_name),
+                start: gr.update(interactive=known is None or known.offered is not False)}
+
     def on_estimate(*values):
         try:
             return plan_markdown(finetune.prepare(services, settings_from(*values)))
@@ -144,6 +153,12 @@ def build_finetune_tab(services: Services) -> None:
         selected = evt.row_value[0] if evt.row_value else ""
         return {job_id: selected, **show(selected)}
 
+    # Said up front, once per endpoint: whether Start can work here, and what to do instead when it cannot.
+    base.change(on_base, [base, dataset], [availability, start], api_name="finetune_availability",
+                show_progress="hidden")
+    if Context.root_block is not None:  # built inside the app's Blocks: ask when the page opens
+        Context.root_block.load(on_base, [base, dataset], [availability, start], api_visibility="private",
+                                show_progress="hidden")
     estimate.click(on_estimate, form, [report], api_name="finetune_estimate")
     start.click(on_start, form, [report, jobs, job_id, *detail], api_name="finetune_start")
     refresh.click(on_refresh, [job_id], [jobs, *detail], api_name="finetune_refresh")

@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..dataset_store import list_datasets
 from ..errors import PlaygroundError, UnknownModel
+from ..plural import plural
 from ..generation import Generation, Pair, QA, add_to_dataset, chunk_folder, generate
 from ..services import Services
 from ..template_store import TemplateFiles, snapshot
@@ -41,11 +42,11 @@ def _summary(generation: Generation, chunks: int) -> str:
     pairs = generation.pairs
     declines = sum(p.qa.declines for p in pairs)
     cost = f"${generation.cost_usd:.4f}" if generation.cost_usd is not None else "no price set"
-    text = (f"**{len(pairs)} pairs** ({declines} \"I don't know\") from {chunks} chunks with "
+    text = (f"**{plural(len(pairs), 'pair')}** ({declines} \"I don't know\") from {plural(chunks, 'chunk')} with "
             f"{generation.provenance.template} v{generation.provenance.version} on {generation.provenance.model} · {cost}")
     problems = generation.problems()
     if problems:
-        text += f"\n\n⚠️ {len(problems)} problem{'s' if len(problems) != 1 else ''} (skipped):\n" + "\n".join(
+        text += f"\n\n⚠️ {plural(len(problems), 'problem')} (skipped):\n" + "\n".join(
             f"- {p}" for p in problems[:50])
     return text
 
@@ -134,8 +135,8 @@ class GenerationEvents:
         except PlaygroundError as e:
             return [], error_notice(str(e))
         files_read = len({c.file for c in chunks})
-        note = (f"{len(chunks)} chunks from {files_read} file{'s' if files_read != 1 else ''}, "
-                f"{sum(c.tokens for c in chunks)} tokens.")
+        note = (f"{plural(len(chunks), 'chunk')} from {plural(files_read, 'file')}, "
+                f"{plural(sum(c.tokens for c in chunks), 'token')}.")
         return chunk_rows(chunks), note + "".join(f"\n- ⚠️ {p}" for p in problems)
 
     def on_generate(self, path, size, overlap, key, model_ref, n, parallel, progress=gr.Progress()):
@@ -159,11 +160,11 @@ class GenerationEvents:
         try:
             if not (name or "").strip():
                 raise PlaygroundError("Choose a dataset, or type a name for a new one.")
-            ids = add_to_dataset(self.services.store, name, chosen_pairs(result, rows), result.provenance,
-                                 system_prompt or "")
+            report = add_to_dataset(self.services.store, name, chosen_pairs(result, rows), result.provenance,
+                                    system_prompt or "")
         except PlaygroundError as e:
             return {p.status: error_notice(str(e))}
-        return {p.status: f"Added {len(ids)} example{'s' if len(ids) != 1 else ''} to the dataset '{name.strip()}'.",
+        return {p.status: report.summary(f"the dataset '{report.dataset}'") + ".",
                 p.dataset: self.refresh_datasets(name.strip())}
 
     def refresh_datasets(self, current):

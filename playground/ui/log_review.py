@@ -6,7 +6,7 @@ Several ticked in one conversation make one example, up to the latest of them.
 
 import gradio as gr
 
-from ..dataset_store import add_examples, get_dataset
+from ..dataset_store import AddReport, add_new_examples, get_dataset
 from ..errors import PlaygroundError
 from ..services import Services
 from ..transcripts import ConversionOptions, example_from_exchanges, last_user_text, log_facets, logged_exchanges
@@ -66,7 +66,8 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
             keep_seeds = gr.Checkbox(False, label="Keep the persona's few-shot seed turns")
             speaker = gr.Checkbox(True, label="Prefix user turns with the speaker's name")
             weight_disliked = gr.Checkbox(True, label="Weight 0 on disliked replies")
-            keep_greeting = gr.Checkbox(True, label="Keep the greeting")
+            keep_greeting = gr.Checkbox(False, label="Keep the greeting",
+                                        info="Off: examples start with the user, not the persona's greeting.")
         with gr.Column():
             target = gr.Dropdown(dataset_choices(services), label="Add to dataset", allow_custom_value=True)
             new_dataset = gr.Textbox(label="New dataset", placeholder="or type a name to create one")
@@ -104,12 +105,11 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
                 skipped.append(f"exchange {max(group)}: {e}")
         try:
             name = target_dataset(services, dataset, new_name)
-            added = add_examples(services.store, name, examples) if examples else []
+            report = add_new_examples(services.store, name, examples) if examples else AddReport(name, [])
         except PlaygroundError as e:
             return {notice: error_notice(str(e))}
         info = get_dataset(services.store, name)
-        message = (f"Added {count(len(added), 'example')} to **{name}** "
-                   f"(now {count(info.examples, 'example')}, {info.tokens:,} tokens).")
+        message = f"{report.summary(f'**{name}**')} (now {count(info.examples, 'example')}, {info.tokens:,} tokens)."
         if skipped:
             message += "\n\n⚠️ Not added:\n" + "\n".join(f"- {s}" for s in skipped)
         choices = dataset_choices(services)
