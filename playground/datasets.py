@@ -62,6 +62,8 @@ class Example(BaseModel):
     messages: list[TrainingMessage] = Field(min_length=1)
     chosen: str | None = Field(None, description="Preferred assistant reply to the last user turn (DPO).")
     rejected: str | None = Field(None, description="Dispreferred assistant reply to the last user turn (DPO).")
+    tools: list[dict] | None = Field(None, description="Functions the model may call, as OpenAI's `tools` (JSON schemas).")
+    parallel_tool_calls: bool | None = Field(None, description="OpenAI's flag; false: at most one call per turn.")
     tags: list[str] = Field(default_factory=list)
     excluded: bool = Field(False, description="Kept, but left out of stats, splits and exports.")
     source: Source = Field(default_factory=Source)
@@ -71,8 +73,9 @@ class Example(BaseModel):
     def _trainable(self):
         if (self.chosen is None) != (self.rejected is None):
             raise ValueError("a preference example needs both 'chosen' and 'rejected'")
-        if self.is_preference and self.messages[-1].role != "user":
-            raise ValueError("a preference example's messages must end with the user turn that chosen/rejected answer")
+        if self.is_preference and self.messages[-1].role not in ("user", "tool"):
+            raise ValueError("a preference example's messages must end with the user turn (or tool result) that "
+                             "chosen/rejected answer")
         if not any(m.role == "assistant" for m in self.conversation()):
             raise ValueError("an example needs an assistant turn to train on")
         return self
@@ -97,7 +100,8 @@ class Example(BaseModel):
 def checked_message(role: Role, content: str) -> TrainingMessage:
     """TrainingMessage(role=role, content=content) for a role and a str the caller has checked, without validating
     them again: a reader checks each message for its own error messages, and validating costs as much again."""
-    return _unvalidated(TrainingMessage, {"role": role, "content": content, "weight": None}, {"role", "content"})
+    return _unvalidated(TrainingMessage, {"role": role, "content": content, "name": None, "tool_calls": None,
+                                          "tool_call_id": None, "weight": None}, {"role", "content"})
 
 
 def checked_example(messages: list[TrainingMessage], file: str | None, line: int) -> Example | None:
@@ -109,7 +113,8 @@ def checked_example(messages: list[TrainingMessage], file: str | None, line: int
         return None
     source = _unvalidated(Source, {"exchange_ids": [], "persona": None, "model": None, "file": file, "line": line},
                           {"file", "line"})
-    values = {"id": None, "messages": messages, "chosen": None, "rejected": None, "tags": [], "excluded": False,
+    values = {"id": None, "messages": messages, "chosen": None, "rejected": None, "tools": None,
+              "parallel_tool_calls": None, "tags": [], "excluded": False,
               "source": source, "created_at": now()}
     return _unvalidated(Example, values, {"messages", "source"})
 

@@ -17,18 +17,21 @@ from .datasets import Example, Source, TrainingMessage, checked_example, checked
 from .errors import FileProblem
 from .formats import IO_BUFFER, ROLES, SHAREGPT_ROLES, BadLines, LineProblem, ParsedLine, check_format, detect_format
 from .templates import NestingTooDeep, loads
+from .tool_formats import sharegpt_has_tools, sharegpt_to_openai
+from .tool_calls import convert_legacy, has_legacy, read_tool_calls, read_tools
 
 # One example per line: even a long-context example with images is a few MB. A longer line is read no further
 # (a multi-GB file with no newline would otherwise be held in memory whole) and reported as a bad line.
 LINE_LIMIT = 32 * 1024 * 1024
 
 _SAME_ROLES = MappingProxyType({role: role for role in ROLES})
-# Keys we cannot keep: silently dropping them would change what the model is trained on.
+# Keys a format cannot keep (OpenAI's chat format keeps them all): silently dropping them would change what the
+# model is trained on.
 KEY_HINTS = MappingProxyType({
-    "name": "fold the speaker's name into the content ('Name: ...')",
-    "tool_calls": "tool calls are not supported",
-    "function_call": "function calls are not supported",
-    "tool_call_id": "tool results are not supported",
+    "name": "this format has no speaker names: fold the name into the content ('Name: ...') or use openai-chat",
+    "tool_calls": "this format has no tool calls: use openai-chat, trl-messages or sharegpt",
+    "function_call": "this format has no function calls: use openai-chat",
+    "tool_call_id": "this format has no tool results: use openai-chat, trl-messages or sharegpt",
 })
 
 
@@ -158,7 +161,7 @@ def _json_type(value) -> str:
 
 
 def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None = None, role_key: str = "role",
-              content_key: str = "content", allow_weight: bool = False) -> list[TrainingMessage]:
+              content_key: str = "content", allow_weight: bool = False, allow_tools: bool = False) -> list[TrainingMessage]:
     """Messages from a list of dicts, each problem reported with the message's position."""
     roles = roles or _SAME_ROLES
     if not isinstance(value, list):
@@ -173,7 +176,7 @@ def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None =
                 messages.append(_system_message(content) if role == "system" else checked_message(role, content))
                 continue
         message = _message(item, f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}",
-                           problems, roles, role_key, content_key, allow_weight)
+                           problems, roles, role_key, content_key, allow_weight, allow_tools)
         if message is not None:
             messages.append(message)
     return messages
@@ -186,33 +189,68 @@ def _system_message(content: str) -> TrainingMessage:
 
 
 def _message(item, where: str, problems: list, roles: Mapping[str, str], role_key: str, content_key: str,
-             allow_weight: bool) -> TrainingMessage | None:
-    """A message that is not the usual kind: every problem it has, or the message (with its weight)."""
+             allow_weight: bool, allow_tools: bool = False) -> TrainingMessage | None:
+    """A message that is not the usual kind: every problem it has, or the message (with its weight and tool fields)."""
     if not isinstance(item, dict):
         problems.append(("data_type", f"{where} is {_a_json_type(item)}, not an object."))
         return None
     before = len(problems)
-    allowed = {role_key, content_key} | ({"weight"} if allow_weight else set())
-    for missing in (k for k in (role_key, content_key) if k not in item):
+    allowed = {role_key, content_key} | ({"weight"} if allow_weight else set()) | (TOOL_KEYS if allow_tools else set())
+    calls = item.get("tool_calls") if allow_tools else None
+    for missing in (k for k in (role_key, content_key) if k not in item and not (k == content_key and calls)):
         problems.append(("message_missing_key", f"{where} has no '{missing}'."))
     for extra in sorted(set(item) - allowed):
         hint = KEY_HINTS.get(extra, f"allowed keys are {', '.join(sorted(allowed))}")
         problems.append(("message_unrecognized_key", f"{where} has an unrecognized key '{extra}': {hint}."))
     role = item.get(role_key)
-    if role_key in item and (not isinstance(role, str) or role not in roles):
+    if role_key in item and (not isinstance(role, str) or role not in roles) and not (allow_tools and role == "tool"):
         problems.append(("unrecognized_role", f"{where} has {role_key} {json.dumps(role)}: "
-                                              f"use {', '.join(roles)}."))
+                                              f"use {', '.join([*roles, *(['tool'] if allow_tools else [])])}."))
+    role = "tool" if allow_tools and role == "tool" else roles.get(role) if isinstance(role, str) else None
     content = item.get(content_key)
-    if content_key in item and (not isinstance(content, str) or not content.strip()):
-        problems.append(("missing_content", f"{where} has {_shown(content)}: give it the text to train on."))
+    if content_key in item and not (content is None and calls) and (not isinstance(content, str) or not content.strip()):
+        problems.append(("missing_content", f"{where} has {_shown(content)}"
+                                            + (" and no tool calls" if allow_tools and role == "assistant" else "")
+                                            + ": give it the text to train on."))
     weight = item.get("weight")
-    if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role not in roles
-                                              or roles[role] != "assistant"):
+    if "weight" in item and allow_weight and (type(weight) is not int or weight not in (0, 1) or role != "assistant"):
         problems.append(("invalid_weight", f"{where} has weight {json.dumps(weight)}: "
                                            "only assistant messages take a weight, and it is 0 or 1."))
+    fields = _tool_fields(item, role, where, problems) if allow_tools else {}
     if len(problems) > before:
         return None
-    return TrainingMessage(role=roles[role], content=content, weight=weight)
+    try:
+        return TrainingMessage(role=role, content=content, weight=weight, **fields)
+    except ValidationError as e:
+        problems.append(("invalid_message", f"{where}: {e.errors()[0]['msg'].removeprefix('Value error, ')}."))
+        return None
+
+
+TOOL_KEYS = frozenset({"name", "tool_calls", "tool_call_id"})
+
+
+def _tool_fields(item: dict, role: str | None, where: str, problems: list) -> dict:
+    """A message's name, tool calls (assistant) and the call id a tool message answers."""
+    fields = {}
+    if "name" in item:
+        if not isinstance(item["name"], str) or not item["name"].strip():
+            problems.append(("invalid_name", f"{where} has a 'name' that is not a non-empty string."))
+        fields["name"] = item["name"]
+    if "tool_calls" in item:
+        if role != "assistant":
+            problems.append(("invalid_tool_calls", f"{where} is a {role} message with tool calls: only assistant "
+                                                   "turns make them."))
+        fields["tool_calls"] = read_tool_calls(item["tool_calls"], where, problems)
+    if role == "tool":
+        call_id = item.get("tool_call_id")
+        if not isinstance(call_id, str):
+            problems.append(("missing_tool_call_id", f"{where} is a tool result with no 'tool_call_id': give it the "
+                                                     "id of the call it answers."))
+        fields["tool_call_id"] = call_id
+    elif "tool_call_id" in item:
+        problems.append(("invalid_tool_call_id", f"{where} is a {role} message with a 'tool_call_id': only tool "
+                                                 "results answer a call."))
+    return fields
 
 
 def _needs_assistant(messages: list[TrainingMessage], problems: list) -> None:
@@ -249,9 +287,25 @@ def _read_chat(record: dict, problems: list, allow_weight: bool = True) -> dict:
     if "messages" not in record:
         problems.append(("missing_messages_list", "has no 'messages' list."))
         return {}
-    messages = _messages(record["messages"], "messages", problems, allow_weight=allow_weight)
+    given = record["messages"]
+    if has_legacy(given):
+        given = convert_legacy(given)
+    messages = _messages(given, "messages", problems, allow_weight=allow_weight, allow_tools=True)
     _needs_assistant(messages, problems)
-    return {"messages": messages}
+    return {"messages": messages, **_example_tools(record, problems)}
+
+
+def _example_tools(record: dict, problems: list) -> dict:
+    """An example's `tools` (or legacy `functions`) and `parallel_tool_calls`, when it has them."""
+    fields = {}
+    for key in ("tools", "functions"):
+        if key in record:
+            fields["tools"] = read_tools(record[key], problems, key)
+    if "parallel_tool_calls" in record:
+        if type(record["parallel_tool_calls"]) is not bool:
+            problems.append(("invalid_parallel_tool_calls", "has 'parallel_tool_calls' that is not true or false."))
+        fields["parallel_tool_calls"] = record["parallel_tool_calls"]
+    return fields
 
 
 def _read_trl_messages(record: dict, problems: list) -> dict:
@@ -271,18 +325,20 @@ def _read_openai_dpo(record: dict, problems: list) -> dict:
     if not isinstance(given, dict) or "messages" not in given:
         problems.append(("missing_messages_list", "has no 'input': {\"messages\": [...]}."))
         return {}
-    messages = _messages(given["messages"], "input", problems)
-    return _preference(record, messages, "preferred_output", "non_preferred_output", problems)
+    messages = _messages(given["messages"], "input", problems, allow_tools=True)
+    # OpenAI's DPO format keeps the tools with the prompt, in `input`.
+    return _preference(record, messages, "preferred_output", "non_preferred_output", problems) | _example_tools(
+        given, problems)
 
 
 def _read_trl_prompt_completion(record: dict, problems: list) -> dict:
-    prompt = _messages(record.get("prompt"), "prompt", problems)
-    completion = _messages(record.get("completion"), "completion", problems)
+    prompt = _messages(record.get("prompt"), "prompt", problems, allow_tools=True)
+    completion = _messages(record.get("completion"), "completion", problems, allow_tools=True)
     if completion and any(m.role != "assistant" for m in completion):
         problems.append(("bad_completion", "'completion' must hold only assistant messages."))
     if not problems and not completion:
         problems.append(("example_missing_assistant_message", "'completion' is empty: add the reply to train on."))
-    return {"messages": prompt + completion}
+    return {"messages": prompt + completion, **_example_tools(record, problems)}
 
 
 def _read_trl_preference(record: dict, problems: list) -> dict:
@@ -290,8 +346,8 @@ def _read_trl_preference(record: dict, problems: list) -> dict:
         return _read_implicit_preference(record, problems)
     given = record["prompt"]
     prompt = [TrainingMessage(role="user", content=given)] if isinstance(given, str) and given.strip() \
-        else _messages(given, "prompt", problems)
-    return _preference(record, prompt, "chosen", "rejected", problems)
+        else _messages(given, "prompt", problems, allow_tools=True)
+    return _preference(record, prompt, "chosen", "rejected", problems) | _example_tools(record, problems)
 
 
 def _preference(record: dict, prompt: list[TrainingMessage], chosen_key: str, rejected_key: str,
@@ -319,7 +375,7 @@ def _read_implicit_preference(record: dict, problems: list) -> dict:
 
 
 def _prompt_ends_with_user(messages: list[TrainingMessage], problems: list) -> None:
-    if not problems and (not messages or messages[-1].role != "user"):
+    if not problems and (not messages or messages[-1].role not in ("user", "tool")):
         problems.append(("bad_preference", "the prompt must end with the user turn the two replies answer."))
 
 
@@ -327,13 +383,18 @@ def _read_sharegpt(record: dict, problems: list) -> dict:
     if "conversations" not in record:
         problems.append(("missing_messages_list", "has no 'conversations' list."))
         return {}
-    messages = _messages(record["conversations"], "conversations", problems, roles=SHAREGPT_ROLES,
-                         role_key="from", content_key="value")
+    if sharegpt_has_tools(record):  # LLaMA-Factory's function_call/observation turns: read as OpenAI messages
+        given, tools = sharegpt_to_openai(record, problems)
+        messages = _messages(given, "conversations", problems, allow_tools=True)
+    else:
+        tools = None
+        messages = _messages(record["conversations"], "conversations", problems, roles=SHAREGPT_ROLES,
+                             role_key="from", content_key="value")
     system = record.get("system")
     if isinstance(system, str) and system.strip() and not problems:
         messages.insert(0, TrainingMessage(role="system", content=system))
     _needs_assistant(messages, problems)
-    return {"messages": messages}
+    return {"messages": messages} | ({"tools": tools} if tools is not None else {})
 
 
 READERS = MappingProxyType({

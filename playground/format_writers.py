@@ -12,15 +12,14 @@ from types import MappingProxyType
 
 from .datasets import Example, TrainingMessage
 from .formats import IO_BUFFER, SHAREGPT_NAMES, Unfit, UnfitExamples, check_format
-
-
-class _CannotWrite(Exception):
-    pass
+from .tool_formats import CannotWrite as _CannotWrite
+from .tool_formats import check_carried, message_dict, to_sharegpt_tools, tool_columns
 
 
 def to_record(example: Example, format: str) -> dict:
     """The example as one JSON object of the format; raises _CannotWrite with the reason when it does not fit."""
-    return WRITERS[check_format(format)](example)
+    check_carried(example, check_format(format))
+    return WRITERS[format](example)
 
 
 def unfit_reason(example: Example, format: str) -> str | None:
@@ -58,10 +57,12 @@ _QUOTES_PER_TURN, _QUOTES_AROUND = 8, 2
 def _plain_chat_line(example: Example) -> bytes | None:
     """The openai-chat line of an example with no weights and no text that needs escaping (as trl-messages, the
     same), else None."""
+    if example.tools is not None or example.parallel_tool_calls is not None:
+        return None
     turns = example.conversation()
     parts = []
     for m in turns:
-        if m.weight is not None:
+        if m.weight is not None or m.tool_calls is not None or m.name is not None or m.role == "tool":
             return None
         parts.append(f'{{"role": "{m.role}", "content": "{m.content}"}}')
     try:
@@ -99,13 +100,7 @@ def write_examples(examples: Iterable[Example], path: Path, format: str, skip_un
 
 
 def _message_dicts(messages: list[TrainingMessage], with_weight: bool = False) -> list[dict]:
-    out = []
-    for m in messages:
-        item = {"role": m.role, "content": m.content}
-        if with_weight and m.weight is not None:
-            item["weight"] = m.weight
-        out.append(item)
-    return out
+    return [message_dict(m, with_weight) for m in messages]
 
 
 def _no_weight_zero(messages: list[TrainingMessage], format: str) -> None:
@@ -115,12 +110,12 @@ def _no_weight_zero(messages: list[TrainingMessage], format: str) -> None:
 
 
 def _write_chat(example: Example) -> dict:
-    return {"messages": _message_dicts(example.conversation(), with_weight=True)}
+    return {"messages": _message_dicts(example.conversation(), with_weight=True), **tool_columns(example)}
 
 
 def _write_trl_messages(example: Example) -> dict:
     _no_weight_zero(example.conversation(), "trl-messages")
-    return {"messages": _message_dicts(example.conversation())}
+    return {"messages": _message_dicts(example.conversation()), **tool_columns(example)}
 
 
 def _write_completion(example: Example) -> dict:
@@ -138,7 +133,8 @@ def _preference_pair(example: Example, format: str) -> None:
 
 def _write_openai_dpo(example: Example) -> dict:
     _preference_pair(example, "openai-dpo")
-    return {"input": {"messages": _message_dicts(example.messages)},
+    # OpenAI's DPO format keeps the tools with the prompt, in `input`.
+    return {"input": {"messages": _message_dicts(example.messages), **tool_columns(example)},
             "preferred_output": [{"role": "assistant", "content": example.chosen}],
             "non_preferred_output": [{"role": "assistant", "content": example.rejected}]}
 
@@ -147,19 +143,21 @@ def _write_trl_prompt_completion(example: Example) -> dict:
     turns = example.conversation()
     if turns[-1].role != "assistant" or turns[-1].weight == 0:
         raise _CannotWrite("the completion is the last turn, and here it is not an assistant reply to train on")
-    return {"prompt": _message_dicts(turns[:-1]), "completion": _message_dicts(turns[-1:])}
+    return {"prompt": _message_dicts(turns[:-1]), "completion": _message_dicts(turns[-1:]), **tool_columns(example)}
 
 
 def _write_trl_preference(example: Example) -> dict:
     _preference_pair(example, "trl-preference")
     return {"prompt": _message_dicts(example.messages),
             "chosen": [{"role": "assistant", "content": example.chosen}],
-            "rejected": [{"role": "assistant", "content": example.rejected}]}
+            "rejected": [{"role": "assistant", "content": example.rejected}], **tool_columns(example)}
 
 
 def _write_sharegpt(example: Example) -> dict:
     turns = example.conversation()
     _no_weight_zero(turns, "sharegpt")
+    if example.tools is not None or any(m.tool_calls or m.role == "tool" for m in turns):
+        return to_sharegpt_tools(example)
     body = turns[1:] if turns[0].role == "system" else turns
     expected = ["user", "assistant"] * (len(body) // 2)
     if [m.role for m in body] != expected or not body:

@@ -70,7 +70,7 @@ GOOD_LINE = json.dumps({"messages": [{"role": "system", "content": SYSTEM}, {"ro
     ('["a list"]', "data_type"),
     ('{"messages": {"role": "user"}}', "missing_messages_list"),
     ('{"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]}', "message_missing_key"),
-    ('{"messages": [{"role": "user", "content": "a", "name": "Tobin"}, {"role": "assistant", "content": "x"}]}',
+    ('{"messages": [{"role": "user", "content": "a", "mood": "sunny"}, {"role": "assistant", "content": "x"}]}',
      "message_unrecognized_key"),
     ('{"messages": [{"role": "narrator", "content": "a"}, {"role": "assistant", "content": "x"}]}', "unrecognized_role"),
     ('{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]}', "missing_content"),
