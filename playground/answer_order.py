@@ -88,5 +88,5 @@ def last_exchange(example: Example) -> tuple[str, str] | None:
     turns = example.conversation()
     for i in range(len(turns) - 1, 0, -1):
         if turns[i].role == "assistant" and turns[i - 1].role == "user":
-            return turns[i - 1].content, turns[i].content
+            return turns[i - 1].text, turns[i].text
     return None

@@ -30,14 +30,14 @@ class NothingToRun(PlaygroundError):
 
 def example_row(example: Example, check: Check | None = None) -> PromptRow | None:
     """The example as a prompt row; None when it has no reply to expect after a user turn."""
-    messages = [Message(role=m.role, content=m.content) for m in example.messages]
+    messages = [Message(**m.as_openai()) for m in example.messages]
     if example.is_preference:
         prompt, expected = messages, example.chosen
     else:
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if last is None:
             return None
-        prompt, expected = messages[:last], messages[last].content
+        prompt, expected = messages[:last], messages[last].text
     if not any(m.role == "user" for m in prompt):
         return None
     row = PromptRow(id=f"example-{example.id}", messages=prompt, expected=expected)

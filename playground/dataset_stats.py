@@ -4,6 +4,7 @@ The epochs rule, context limits and prices follow OpenAI's fine-tuning docs and 
 """
 
 import functools
+import json
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,33 +59,59 @@ def context_limit(model: str, context: int | None = None) -> int:
 def example_tokens(example: Example, model: str) -> int:
     """tokens.count_messages of the conversation, with the per-model lookups done once: a large file counts
     every example, and those lookups cost as much as tokenizing a short message."""
-    return ConversationTokens(model).count(example.conversation())
+    return ConversationTokens(model).count(example.conversation(), example.tools)
+
+
+# Tool calls and definitions are counted by an approximation (docs/datasets.md, "Tokens and cost"): OpenAI renders
+# them in a format of its own that it does not publish, so a count is the tokens of what is sent, plus a few.
+TOOLS_OVERHEAD = 9  # once per example with tools: the header of the functions block the model sees
+CALL_OVERHEAD = 3  # per tool call: the markers around a call
+NAME_OVERHEAD = 1  # per message with a name, as OpenAI's cookbook counts it
 
 
 class ConversationTokens:
-    """example_tokens of one conversation after another; a system prompt the same as the last one's is not
-    tokenized again (a dataset usually repeats one system prompt in every example)."""
+    """example_tokens of one conversation after another; a system prompt (or a tools list) the same as the last
+    one's is not tokenized again (a dataset usually repeats one system prompt, and one tools list, in every example)."""
 
     def __init__(self, model: str):
         self.count_text, self.per_role = _token_counter(model)
         self.system_prompt, self.system_prompt_tokens = "", 0
+        self.tools, self.tools_tokens = None, 0
 
-    def count(self, turns: list[TrainingMessage]) -> int:
-        total = 3
+    def count(self, turns: list[TrainingMessage], tools: list | None = None) -> int:
+        total = 3 if tools is None else 3 + self._tools(tools)
         for m in turns:
-            if m.role != "system":
+            if m.content is None or m.tool_calls is not None or m.name is not None:
+                total += self._with_tool_fields(m)
+            elif m.role != "system":
                 total += self.per_role[m.role] + self.count_text(m.content)
-                continue
-            if m.content != self.system_prompt:
-                self.system_prompt, self.system_prompt_tokens = m.content, self.count_text(m.content)
-            total += self.per_role["system"] + self.system_prompt_tokens
+            else:
+                if m.content != self.system_prompt:
+                    self.system_prompt, self.system_prompt_tokens = m.content, self.count_text(m.content)
+                total += self.per_role["system"] + self.system_prompt_tokens
         return total
+
+    def _with_tool_fields(self, m: TrainingMessage) -> int:
+        """A message with a name or tool calls: its text, its name, and each call's function name and arguments."""
+        total = self.per_role[m.role] + self.count_text(m.content or "")
+        if m.name is not None:
+            total += NAME_OVERHEAD + self.count_text(m.name)
+        for call in m.tool_calls or ():
+            total += CALL_OVERHEAD + self.count_text(call.function.name) + self.count_text(call.function.arguments)
+        return total
+
+    def _tools(self, tools: list) -> int:
+        """The tokens of the definitions' compact JSON text, plus TOOLS_OVERHEAD."""
+        if tools != self.tools:
+            text = json.dumps(tools, ensure_ascii=False, separators=(",", ":"))
+            self.tools, self.tools_tokens = tools, TOOLS_OVERHEAD + self.count_text(text)
+        return self.tools_tokens
 
 
 @functools.cache
 def _token_counter(model: str) -> tuple[Callable[[str], int], dict[str, int]]:
     # count_messages counts 3 per message plus the role's tokens; special-token text counts as plain text.
-    per_role = {role: 3 + count_text(role, model) for role in ("system", "user", "assistant")}
+    per_role = {role: 3 + count_text(role, model) for role in ("system", "user", "assistant", "tool")}
     return text_counter(model), per_role
 
 

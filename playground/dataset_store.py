@@ -24,7 +24,7 @@ BATCH_SIZE = 500  # rows held in memory at once while importing
 TOKENS_MODEL = DEFAULT_MODEL  # whose count the `tokens` column keeps, for list totals
 MAX_NAME_LENGTH = 100
 EXAMPLE_COLUMNS = ("dataset_id", "messages", "chosen", "rejected", "tags", "excluded", "source", "tokens",
-                   "created_at", "updated_at", "deleted_at")
+                   "created_at", "updated_at", "deleted_at", "tools", "parallel_tool_calls")
 _INSERT = f"insert into examples ({', '.join(EXAMPLE_COLUMNS)}) values ({', '.join('?' * len(EXAMPLE_COLUMNS))})"
 _SUMMARY = """
 select d.id, d.name, d.description, d.created_at,
@@ -184,13 +184,15 @@ def add_new_examples(store: Store, name: str, examples: Iterable[Example]) -> Ad
 
 
 def content_key(messages: list[dict], chosen: str | None, rejected: str | None) -> str:
-    """What makes two examples the same example: each message's role, text and weight, and the preference pair."""
-    turns = [(m["role"], m["content"], m.get("weight")) for m in messages]
+    """What makes two examples the same example: each message's role, text, weight, speaker name and tool call
+    fields, and the preference pair."""
+    turns = [(m["role"], m.get("content"), m.get("weight"), m.get("name"), m.get("tool_calls"), m.get("tool_call_id"))
+             for m in messages]
     return json.dumps([turns, chosen, rejected], ensure_ascii=False)
 
 
 def example_key(example: Example) -> str:
-    return content_key([m.model_dump() for m in example.messages], example.chosen, example.rejected)
+    return content_key([m.as_record() for m in example.messages], example.chosen, example.rejected)
 
 
 def iter_examples(store: Store, name: str, include_excluded: bool = True) -> Iterator[Example]:
@@ -322,12 +324,14 @@ def _get(db: Database, example_id: int) -> Example:
 
 
 def _row(dataset_id: int, example: Example, timestamp: str) -> tuple:
-    messages = [m.model_dump(exclude_none=True) for m in example.messages]
+    messages = [m.as_record() for m in example.messages]
+    parallel = None if example.parallel_tool_calls is None else int(example.parallel_tool_calls)
     return (
         dataset_id, json.dumps(messages, ensure_ascii=False), example.chosen, example.rejected,
         json.dumps(example.tags, ensure_ascii=False), int(example.excluded),
         example.source.model_dump_json(exclude_defaults=True), example_tokens(example, TOKENS_MODEL),
         example.created_at, timestamp, None,
+        None if example.tools is None else json.dumps(example.tools, ensure_ascii=False), parallel,
     )
 
 
@@ -335,5 +339,6 @@ def _example(row: dict) -> Example:
     return Example(
         id=row["id"], messages=json.loads(row["messages"]), chosen=row["chosen"], rejected=row["rejected"],
         tags=json.loads(row["tags"]), excluded=bool(row["excluded"]), source=json.loads(row["source"]),
-        created_at=row["created_at"],
+        created_at=row["created_at"], tools=None if row.get("tools") is None else json.loads(row["tools"]),
+        parallel_tool_calls=None if row.get("parallel_tool_calls") is None else bool(row["parallel_tool_calls"]),
     )

@@ -36,6 +36,14 @@ class TrainingMessage(Message):
 
     weight: Literal[0, 1] | None = None
 
+    def as_record(self) -> dict:
+        """The message as an OpenAI chat line holds it: content always (null for a turn that only calls tools), and
+        name, tool_calls, tool_call_id and weight when set."""
+        item = self.as_openai()
+        if self.weight is not None:
+            item["weight"] = self.weight
+        return item
+
     @model_validator(mode="after")
     def _weight_on_assistant_only(self):
         if self.weight is not None and self.role != "assistant":

@@ -62,7 +62,8 @@ def word_bytes(text: str) -> bytes:
 
 
 def exact_key(example: Example) -> str:
-    turns = [(m.role, m.content) for m in example.conversation()]
+    turns = [(m.role, m.content) + ((m.as_openai()["tool_calls"],) if m.tool_calls is not None else ())
+             for m in example.conversation()]
     return json.dumps([turns, example.rejected], ensure_ascii=False)
 
 
@@ -71,7 +72,7 @@ def user_key(example: Example) -> str:
 
 
 def word_set(example: Example) -> frozenset[str]:
-    text = " ".join(m.content for m in example.conversation() if m.role != "system")
+    text = " ".join(m.text for m in example.conversation() if m.role != "system")
     return frozenset(normalize_text(text).split())
 
 

@@ -60,12 +60,14 @@ def exact_hash(example: Example) -> int:
     key: list[str | None] = [example.rejected]
     for m in example.conversation():
         key += (m.role, m.content)
+        if m.tool_calls is not None:  # two turns that only call tools differ by their calls
+            key.append(m.tool_calls)
     return hash(tuple(key)) or 1
 
 
 def words_text(example: Example) -> str:
     """duplicates.word_set's words, as normalized text (a set costs more to build than the hashing needs)."""
-    return normalize_text(" ".join(m.content for m in example.conversation() if m.role != "system"))
+    return normalize_text(" ".join(m.text for m in example.conversation() if m.role != "system"))
 
 
 def word_set_of(text: str) -> frozenset[str]:
@@ -88,7 +90,7 @@ class DuplicateIndex:
         return len(self.exact)
 
     def add(self, example: Example) -> None:
-        replies = " ".join(m.content for m in example.conversation() if m.role == "assistant")
+        replies = " ".join(m.text for m in example.conversation() if m.role == "assistant")
         self.add_keys(exact_hash(example), word_bytes(example.user_text()), word_bytes(replies))
 
     def add_keys(self, exact: int, user_words: bytes, reply_words: bytes) -> None:

@@ -158,3 +158,11 @@ def m006_exchange_status(db: Database) -> None:
     db["exchanges"].create_index(["status"])
     # A conversation reopened from History goes on as a new conversation; this names the one it was opened from.
     db["conversations"].add_column("continued_from", str)
+
+
+@migrations()
+def m007_example_tools(db: Database) -> None:
+    # Tool-calling examples: the functions the model may call (OpenAI's `tools`, a JSON list) and OpenAI's
+    # parallel_tool_calls flag (null when not set, so an exported line gets back exactly what was imported).
+    db["examples"].add_column("tools", str)
+    db["examples"].add_column("parallel_tool_calls", int)

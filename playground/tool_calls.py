@@ -124,16 +124,14 @@ def convert_legacy(messages: list) -> list:
 
 
 def check_example(messages: Iterable, tools: list | None) -> list[Problem]:
-    """What is wrong with an example's tool calls and tools: each problem says where and what to do."""
+    """What is wrong with an example's tool calls and tools: each problem says where and what to do. (An assistant
+    turn with neither content nor calls is validation's missing_content.)"""
     problems = check_tools(tools or [])
     declared = {tool_name(t) for t in tools or []} - {None}
     called: set[str] = set()
     for n, m in enumerate(messages, start=1):
         if m.role == "assistant" and m.tool_calls:
             problems += _check_calls(m.tool_calls, n, declared, called, tools is not None)
-        elif m.role == "assistant" and not (m.content or "").strip():
-            problems.append(("missing_content", f"message {n} (assistant) has neither content nor tool calls: "
-                                                "write the reply or the call."))
         elif m.role == "tool" and m.tool_call_id not in called:
             problems.append(("unanswered_tool_result", f"message {n} (tool) answers tool call id "
                                                        f"{json.dumps(m.tool_call_id)}, which no earlier assistant turn "

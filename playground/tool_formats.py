@@ -47,10 +47,7 @@ def check_carried(example, format: str) -> None:
 
 
 def message_dict(m, with_weight: bool = False) -> dict:
-    item = m.as_openai()
-    if with_weight and m.weight is not None:
-        item["weight"] = m.weight
-    return item
+    return m.as_record() if with_weight else m.as_openai()
 
 
 def tool_columns(example) -> dict:

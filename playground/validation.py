@@ -22,6 +22,7 @@ from .plural import plural
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
+from .tool_calls import check_example
 from .user_words import UserWordCounts, common_runs
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
@@ -121,13 +122,21 @@ def _at(example: Example, severity: Severity, code: str, message: str) -> Findin
 
 
 def _empty_content(example: Example) -> list[Finding]:
-    findings = [_at(example, "error", "missing_content", f"message {n} ({m.role}) is empty: write its text or delete it.")
-                for n, m in enumerate(example.messages, start=1) if not m.content.strip()]
+    findings = [_at(example, "error", "missing_content", f"message {n} ({m.role}) is empty: write its text or delete it."
+                    if m.role != "assistant" else f"message {n} (assistant) has neither content nor tool calls: "
+                                                  "write the reply or the call.")
+                for n, m in enumerate(example.messages, start=1) if not m.text.strip() and not m.tool_calls]
     for name in ("chosen", "rejected"):
         value = getattr(example, name)
         if value is not None and not value.strip():
             findings.append(_at(example, "error", "missing_content", f"the {name} reply is empty: write it."))
     return findings
+
+
+def _tool_problems(example: Example, turns: list) -> list[Finding]:
+    """Broken tool calls and tool schemas (tool_calls.py): errors, since OpenAI refuses such a file and other
+    trainers would learn calls that cannot run."""
+    return [_at(example, "error", code, message) for code, message in check_example(turns, example.tools)]
 
 
 def _missing_roles(example: Example) -> list[Finding]:
@@ -217,11 +226,13 @@ class Checker:
         self.ids.append(-1 if example.id is None else example.id)
         self.lines.append(-1 if example.source.line is None else example.source.line)
         turns = example.conversation()
-        tokens = self.token_counter.count(turns)
+        tokens = self.token_counter.count(turns, example.tools)
         self.tokens.append(tokens)
         self.per_example += _empty_content(example) + _missing_roles(example) + self._too_long(example, tokens)
+        if example.tools is not None or any(m.role == "tool" or m.tool_calls is not None for m in turns):
+            self.per_example += _tool_problems(example, turns)
         # Hashed a batch at a time for the user key, the word set and the user's words all at once.
-        replies = " ".join(m.content for m in turns if m.role == "assistant")
+        replies = " ".join(m.text for m in turns if m.role == "assistant")
         self.duplicates.add_keys(exact_hash(example), word_bytes(example.user_text()), word_bytes(replies))
         self._system_prompt(i, example)
         self._order(i, example)

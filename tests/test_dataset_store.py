@@ -35,7 +35,7 @@ def test_migration_creates_the_dataset_tables_with_these_columns(store):
         assert {c.name: c.type for c in db["examples"].columns} == {
             "id": "INTEGER", "dataset_id": "INTEGER", "messages": "TEXT", "chosen": "TEXT", "rejected": "TEXT",
             "tags": "TEXT", "excluded": "INTEGER", "source": "TEXT", "tokens": "INTEGER", "created_at": "TEXT",
-            "updated_at": "TEXT", "deleted_at": "TEXT"}
+            "updated_at": "TEXT", "deleted_at": "TEXT", "tools": "TEXT", "parallel_tool_calls": "INTEGER"}
         assert [fk.other_table for fk in db["examples"].foreign_keys] == ["datasets"]
         assert "m002_datasets" in {row["name"] for row in db["_sqlite_migrations"].rows}
 
