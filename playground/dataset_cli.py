@@ -19,6 +19,7 @@ from .errors import PlaygroundError
 from .format_writers import unfit_examples, write_examples
 from .formats import FORMATS, BadLines
 from .store import Store
+from .trainer_configs import write_trainer_configs
 from .tokens import encoding_name, model_label, tokenizer_ref
 from .plural import plural
 from .validation import Finding, has_errors, validate_examples, validate_file, validate_splits
@@ -254,6 +255,8 @@ def export_command(args, store: Store) -> int:
     for filename, part in outputs.items():
         write_examples(part, args.out / filename, args.format)
         print(f"{args.out / filename}: {plural(len(part), 'example')}")
+    for config in write_trainer_configs(args.out, [args.out / f for f in outputs], args.format, examples):
+        print(f"{config}: the trainer's config for these files")
     return 0
 
 

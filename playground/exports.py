@@ -19,6 +19,7 @@ from .format_readers import parse_lines
 from .format_writers import unfit_examples, write_examples
 from .formats import Unfit, UnfitExamples, check_format
 from .store import Store
+from .trainer_configs import write_trainer_configs
 from .validation import Checker, Finding, has_errors, validate_examples, validate_splits
 
 
@@ -36,6 +37,7 @@ class ExportResult:
     files: dict[Path, int]  # file written -> examples in it
     warnings: list[Finding] = field(default_factory=list)
     left_out: list[Unfit] = field(default_factory=list)  # examples the format cannot hold (with skip_unfit)
+    configs: list[Path] = field(default_factory=list)  # trainer configs written beside (trainer_configs.py)
 
 
 def file_stem(name: str) -> str:
@@ -70,7 +72,7 @@ def export_dataset(store: Store, name: str, format: str, out_dir: Path, *, ratio
         path = out_dir / f"{part}.jsonl"
         write_examples(part_examples, path, format)
         files[path] = len(part_examples)
-    return ExportResult(files, findings, unfit)
+    return ExportResult(files, findings, unfit, write_trainer_configs(out_dir, files, format, examples))
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,8 @@ def _at(example: Example, severity: Severity, code: str, message: str) -> Findin
 
 
 def _empty_content(example: Example) -> list[Finding]:
-    findings = [_at(example, "error", "missing_content", f"message {n} ({m.role}) is empty: write its text or delete it."
-                    if m.role != "assistant" else f"message {n} (assistant) has neither content nor tool calls: "
-                                                  "write the reply or the call.")
+    # An assistant turn that calls tools may have no text; any other empty turn is an error.
+    findings = [_at(example, "error", "missing_content", f"message {n} ({m.role}) is empty: write its text or delete it.")
                 for n, m in enumerate(example.messages, start=1) if not m.text.strip() and not m.tool_calls]
     for name in ("chosen", "rejected"):
         value = getattr(example, name)

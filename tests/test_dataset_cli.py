@@ -133,13 +133,15 @@ def test_export_with_a_split_writes_train_validation_and_test(home, town_file, t
     for out in (out_a, out_b):
         assert run(home, "export", "town", "--format", "sharegpt", "--split", "60/20/20", "--seed", "7",
                    "--out", str(out)) == 0
-    assert sorted(p.name for p in out_a.iterdir()) == ["test.jsonl", "train.jsonl", "validation.jsonl"]
+    # With LLaMA-Factory's registry of the three files beside them.
+    assert sorted(p.name for p in out_a.iterdir()) == ["dataset_info.json", "test.jsonl", "train.jsonl",
+                                                       "validation.jsonl"]
     for name in ("train", "validation", "test"):
         assert (out_a / f"{name}.jsonl").read_bytes() == (out_b / f"{name}.jsonl").read_bytes()
     sizes = [len((out_a / f"{n}.jsonl").read_text().splitlines()) for n in ("train", "validation", "test")]
     assert sizes == [7, 3, 2]  # 7.2, 2.4, 2.4 rounded by largest remainder
     assert run(home, "export", "town", "--format", "trl-messages", "--split", "80/20", "--out", str(tmp_path / "c")) == 0
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["train.jsonl", "validation.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["axolotl.yml", "train.jsonl", "validation.jsonl"]
 
 
 def test_export_is_refused_when_validation_has_errors(home, town_file, tmp_path, capsys):
