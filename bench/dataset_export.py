@@ -3,13 +3,16 @@
     python bench/dataset_export.py [--examples 100000] [--runs 3] [--sizes 25000,50000,100000]
 
 A JSONL file of chat examples (~300 tokens each: a fixed system prompt, a question, a reply of English-like text
-sampled from the project's own texts, every question different) is generated in a temporary folder. The subject
+sampled from the project's own texts, every question different) is generated in a temporary folder. A quarter of
+them call tools, as production data does: the example carries `tools` (three function schemas) and, between the
+question and the reply, an assistant turn with one or two tool calls (JSON arguments) and their `tool` results. The subject
 is `playground.exports.export_file(src, out, "openai-chat")`: one streaming pass that reads and checks every line
 (the reference format checks, duplicates and near-duplicates, token limits, system prompts, order leaks, leaked
 words), counts its tokens for the statistics, and writes it out; the output is kept only without errors.
 
 Baselines, measured interleaved with the subject:
-  floor      a bare loop over the texts (already in memory) that only tokenizes them: len(enc.encode(text))
+  floor      a bare loop over the texts (already in memory) that only tokenizes them: len(enc.encode(text)); the
+             texts are each message's content, each call's function name and arguments, each example's tools JSON
   floor+read the same loop reading the file and decoding each line's JSON first
 Targets: subject CPU time / floor CPU time <= 2x (CPU time, not wall time: these machines are shared and noisy;
 wall times are printed too), and peak memory flat as the file grows: each size is exported in a fresh process
@@ -73,9 +76,53 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
         for i in range(n):
             question = f"{sentence(rng.randint(10, 16))} {sentence(rng.randint(8, 14))[:-1]} {i}?"
             reply = " ".join(sentence(rng.randint(12, 22)) for _ in range(rng.randint(10, 13)))
-            f.write(json.dumps({"messages": [{"role": "system", "content": SYSTEM},
-                                             {"role": "user", "content": question},
-                                             {"role": "assistant", "content": reply}]}) + "\n")
+            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+            record = {"messages": messages}
+            if i % 4 == 0:
+                messages += tool_turns(rng, i, sentence, names)
+                record["tools"] = TOOLS
+            messages.append({"role": "assistant", "content": reply})
+            f.write(json.dumps(record) + "\n")
+
+
+TOOLS = [
+    {"type": "function", "function": {"name": "find_place", "description": "Look up a place in Brindlecombe.",
+                                      "parameters": {"type": "object", "properties": {
+                                          "name": {"type": "string"}, "kind": {"type": "string", "enum": [
+                                              "inn", "shop", "landmark", "street"]}}, "required": ["name"]}}},
+    {"type": "function", "function": {"name": "opening_hours", "description": "Opening hours of a place on a day.",
+                                      "parameters": {"type": "object", "properties": {
+                                          "place": {"type": "string"}, "date": {"type": "string"}},
+                                          "required": ["place", "date"]}}},
+    {"type": "function", "function": {"name": "ferry_times", "description": "Ferry crossings on a day.",
+                                      "parameters": {"type": "object", "properties": {"date": {"type": "string"}},
+                                                     "required": ["date"]}}},
+]
+
+
+def tool_turns(rng: random.Random, i: int, sentence, names: list[str]) -> list[dict]:
+    """An assistant turn making one or two calls, and a tool result for each."""
+    calls = [{"id": f"call_{i}_1", "type": "function", "function": {"name": "find_place", "arguments": json.dumps(
+        {"name": rng.choice(names), "kind": rng.choice(["inn", "shop", "landmark", "street"])})}}]
+    if rng.random() < 0.5:
+        calls.append({"id": f"call_{i}_2", "type": "function", "function": {"name": "opening_hours", "arguments":
+                      json.dumps({"place": rng.choice(names), "date": f"2027-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"})}})
+    results = [{"role": "tool", "tool_call_id": c["id"], "content": json.dumps(
+        {"found": True, "note": sentence(rng.randint(8, 14))})} for c in calls]
+    return [{"role": "assistant", "content": None, "tool_calls": calls}, *results]
+
+
+def texts_of(record: dict) -> list[str]:
+    """Every text the token count covers: the contents, each call's name and arguments, and the tools' JSON."""
+    texts = []
+    for m in record["messages"]:
+        if m["content"] is not None:
+            texts.append(m["content"])
+        for c in m.get("tool_calls", ()):
+            texts += (c["function"]["name"], c["function"]["arguments"])
+    if "tools" in record:
+        texts.append(json.dumps(record["tools"], separators=(",", ":")))
+    return texts
 
 
 def head(source: Path, target: Path, n: int) -> None:
@@ -103,8 +150,8 @@ def floor_reading(path: Path, encode) -> int:
     tokens = 0
     with path.open("rb") as f:
         for line in f:
-            for message in json.loads(line)["messages"]:
-                tokens += len(encode(message["content"]))
+            for text in texts_of(json.loads(line)):
+                tokens += len(encode(text))
     return tokens
 
 
@@ -164,10 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         path = base / f"data-{args.examples}.jsonl"
         head(data, path, args.examples)
         encode = encoding(encoding_name(MODEL)[0]).encode
-        texts = [m["content"] for line in path.open("rb") for m in json.loads(line)["messages"]]
+        texts = [text for line in path.open("rb") for text in texts_of(json.loads(line))]
         tokens = floor(texts, encode)
         print(f"{args.examples:,} examples, {tokens / args.examples:.0f} tokens each on average "
-              f"({MODEL}, messages only), {path.stat().st_size / 1e6:.0f} MB; generated in {seconds:.0f} s", flush=True)
+              f"({MODEL}; texts, calls and tools), {path.stat().st_size / 1e6:.0f} MB; generated in {seconds:.0f} s",
+              flush=True)
 
         runs: dict[str, list[tuple[float, float]]] = {"floor": [], "floor+read": [], "subject": []}
         out = base / "out.jsonl"

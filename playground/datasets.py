@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .messages import Message, Role
+from .tool_calls import ToolCall, unvalidated as _unvalidated
 
 # The model examples are counted, checked and priced for when none is named.
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -112,33 +113,33 @@ def checked_message(role: Role, content: str) -> TrainingMessage:
                                           "tool_call_id": None, "weight": None}, {"role", "content"})
 
 
-def checked_example(messages: list[TrainingMessage], file: str | None, line: int) -> Example | None:
-    """Example(messages=messages, source=Source(file=file, line=line)) without validating again, for messages
-    built as TrainingMessages; None when validation could object (no assistant turn, no line number): validate then."""
+def checked_tool_message(role: Role, content: str | None, name: str | None, tool_calls: tuple[ToolCall, ...] | None,
+                         tool_call_id: str | None, weight: int | None) -> TrainingMessage:
+    """checked_message for a message with tool fields, a name or a weight, all checked by the caller (a reader)."""
+    values = {"role": role, "content": content, "name": name, "tool_calls": tool_calls, "tool_call_id": tool_call_id,
+              "weight": weight}
+    return _unvalidated(TrainingMessage, values, {k for k, v in values.items() if v is not None} | {"role", "content"})
+
+
+def checked_example(messages: list[TrainingMessage], file: str | None, line: int, tools: list[dict] | None = None,
+                    parallel_tool_calls: bool | None = None) -> Example | None:
+    """Example(messages=messages, tools=..., source=Source(file=file, line=line)) without validating again, for
+    messages built as TrainingMessages and tools checked to be a list of dicts; None when validation could object
+    (no assistant turn, no line number): validate then."""
     if type(line) is not int or line < 1 or not (file is None or type(file) is str):
         return None
     if not any(m.role == "assistant" for m in messages):  # also when there are none
         return None
     source = _unvalidated(Source, {"exchange_ids": [], "persona": None, "model": None, "file": file, "line": line},
                           {"file", "line"})
-    values = {"id": None, "messages": messages, "chosen": None, "rejected": None, "tools": None,
-              "parallel_tool_calls": None, "tags": [], "excluded": False,
+    if not (parallel_tool_calls is None or type(parallel_tool_calls) is bool):
+        return None
+    values = {"id": None, "messages": messages, "chosen": None, "rejected": None, "tools": tools,
+              "parallel_tool_calls": parallel_tool_calls, "tags": [], "excluded": False,
               "source": source, "created_at": now()}
-    return _unvalidated(Example, values, {"messages", "source"})
-
-
-def _unvalidated(model: type[BaseModel], values: dict, fields_set: set[str]):
-    """What model.model_construct(**values) builds, when `values` holds every field, valid, in field order.
-
-    model_construct itself looks up every field's default (and a default factory's signature) on each call,
-    which costs more than validating.
-    """
-    instance = model.__new__(model)
-    object.__setattr__(instance, "__dict__", values)
-    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", None)
-    return instance
+    fields_set = {"messages", "source"} | ({"tools"} if tools is not None else set()) | (
+        {"parallel_tool_calls"} if parallel_tool_calls is not None else set())
+    return _unvalidated(Example, values, fields_set)
 
 
 class Dataset(BaseModel):

@@ -46,6 +46,20 @@ def tool_name(tool) -> str | None:
     return None
 
 
+def unvalidated(model: type[BaseModel], values: dict, fields_set: set[str]):
+    """What model.model_construct(**values) builds, when `values` holds every field, valid, in field order.
+
+    model_construct itself looks up every field's default (and a default factory's signature) on each call,
+    which costs more than validating.
+    """
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
+
 # --- reading -------------------------------------------------------------------------------------------------
 
 
@@ -82,8 +96,10 @@ def _read_call(item, where: str, problems: list[Problem]) -> ToolCall | None:
                                               "as text, '{\"city\": \"Oslo\"}'."))
     if len(problems) > before:
         return None
-    return ToolCall(id=item["id"], type="function",
-                    function=FunctionCall(name=function["name"], arguments=function["arguments"]))
+    # Every field checked above: built without validating again (a tool-calling dataset has calls on most lines).
+    call = unvalidated(FunctionCall, {"name": function["name"], "arguments": function["arguments"]},
+                       {"name", "arguments"})
+    return unvalidated(ToolCall, {"id": item["id"], "type": "function", "function": call}, {"id", "type", "function"})
 
 
 def read_tools(value, problems: list[Problem], key: str = "tools") -> list[dict] | None:
@@ -91,6 +107,9 @@ def read_tools(value, problems: list[Problem], key: str = "tools") -> list[dict]
     check_example, so a line with a bad schema is still read and named with what is wrong."""
     if not isinstance(value, list):
         problems.append(("invalid_tools", f"'{key}' must be a list of tools, not {type(value).__name__}."))
+        return None
+    if not all(isinstance(tool, dict) for tool in value):
+        problems.append(("invalid_tools", f"'{key}' must hold objects, one per tool."))
         return None
     if key == "functions":  # legacy: the function objects themselves
         return [{"type": "function", "function": f} for f in value]
@@ -123,10 +142,29 @@ def convert_legacy(messages: list) -> list:
 # --- checks --------------------------------------------------------------------------------------------------
 
 
+class ToolChecks:
+    """check_example for one example after another: a tools list equal to the last one's is not checked again (a
+    dataset repeats one tools list on every line, and checking its schemas costs more than reading the line)."""
+
+    def __init__(self):
+        self.tools: list | None = None
+        self.tools_problems: list[Problem] = []
+
+    def check(self, messages: Iterable, tools: list | None) -> list[Problem]:
+        if tools is None or tools != self.tools:
+            self.tools, self.tools_problems = tools, check_tools(tools or [])
+        return self.tools_problems + check_messages(messages, tools)
+
+
 def check_example(messages: Iterable, tools: list | None) -> list[Problem]:
     """What is wrong with an example's tool calls and tools: each problem says where and what to do. (An assistant
     turn with neither content nor calls is validation's missing_content.)"""
-    problems = check_tools(tools or [])
+    return check_tools(tools or []) + check_messages(messages, tools)
+
+
+def check_messages(messages: Iterable, tools: list | None) -> list[Problem]:
+    """Problems of the calls and results: ids, arguments, functions not in `tools` (when the example has tools)."""
+    problems: list[Problem] = []
     declared = {tool_name(t) for t in tools or []} - {None}
     called: set[str] = set()
     for n, m in enumerate(messages, start=1):
@@ -180,8 +218,7 @@ def schema_problem(schema) -> str | None:
     """Why a value is not a valid JSON schema (checked against the Draft 2020-12 metaschema), or None."""
     if not isinstance(schema, dict):
         return "it must be an object, like {\"type\": \"object\", \"properties\": {...}}."
-    key = json.dumps(schema, sort_keys=True)
-    return _schema_problem(key)
+    return _schema_problem(json.dumps(schema, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=64)  # a dataset repeats its few schemas on every line

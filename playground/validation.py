@@ -22,7 +22,7 @@ from .plural import plural
 from .fingerprints import DuplicateIndex, exact_hash, key_hash
 from .format_readers import parse_lines, read_lines
 from .formats import ParsedLine, locate
-from .tool_calls import check_example
+from .tool_calls import ToolChecks
 from .user_words import UserWordCounts, common_runs
 
 MIN_EXAMPLES = 10  # OpenAI refuses smaller training files
@@ -132,12 +132,6 @@ def _empty_content(example: Example) -> list[Finding]:
     return findings
 
 
-def _tool_problems(example: Example, turns: list) -> list[Finding]:
-    """Broken tool calls and tool schemas (tool_calls.py): errors, since OpenAI refuses such a file and other
-    trainers would learn calls that cannot run."""
-    return [_at(example, "error", code, message) for code, message in check_example(turns, example.tools)]
-
-
 def _missing_roles(example: Example) -> list[Finding]:
     roles = {m.role for m in example.messages}
     findings = []
@@ -198,6 +192,9 @@ class Checker:
         self.ids, self.lines = array("q"), array("q")  # -1: none
         self.tokens = array("I")
         self.token_counter = ConversationTokens(model)
+        # Broken tool calls and tool schemas are errors: OpenAI refuses such a file, other trainers would teach
+        # calls that cannot run.
+        self.tool_checks = ToolChecks()
         self.user_words = UserWordCounts()
         self.duplicates = DuplicateIndex(user_words=self.user_words.add)
         self.prompts = array("q")
@@ -229,7 +226,8 @@ class Checker:
         self.tokens.append(tokens)
         self.per_example += _empty_content(example) + _missing_roles(example) + self._too_long(example, tokens)
         if example.tools is not None or any(m.role == "tool" or m.tool_calls is not None for m in turns):
-            self.per_example += _tool_problems(example, turns)
+            self.per_example += [_at(example, "error", code, message)
+                                 for code, message in self.tool_checks.check(turns, example.tools)]
         # Hashed a batch at a time for the user key, the word set and the user's words all at once.
         replies = " ".join(m.text for m in turns if m.role == "assistant")
         self.duplicates.add_keys(exact_hash(example), word_bytes(example.user_text()), word_bytes(replies))
