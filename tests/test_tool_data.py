@@ -333,3 +333,23 @@ def test_cli_export_refuses_a_stored_example_whose_call_names_an_unknown_functio
     assert main(["dataset", "export", "d", "--format", "openai-chat", "--out", str(tmp_path / "out"), "--home", home]) == 1
     assert "unknown_function" in capsys.readouterr().err
     assert not (tmp_path / "out" / "d.jsonl").exists()
+
+
+# ---------------------------------------------------------------- the Datasets tab's helpers
+
+
+def test_the_example_editor_shows_tool_calls_and_saves_them_back(tmp_path):
+    from playground.dataset_store import add_examples, create_dataset, iter_examples, update_example
+    from playground.store import Store
+    from playground.ui.datasets_tab import edited_fields, matches, messages_json
+
+    store = Store(tmp_path / "playground.db")
+    examples, _ = read_examples(FIXTURE)
+    create_dataset(store, "desk")
+    [example_id] = add_examples(store, "desk", examples[1:2])
+    stored = next(iter_examples(store, "desk"))
+    shown = messages_json(stored)
+    assert json.loads(shown) == RECORDS[1]["messages"]  # null content and the calls, as in the file
+    assert matches(stored, ["ferries"])  # a turn without text does not break the search
+    updated = update_example(store, example_id, **edited_fields(shown))
+    assert updated.messages == stored.messages and updated.tools == TOOLS

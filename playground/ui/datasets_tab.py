@@ -62,7 +62,7 @@ def source_text(example: Example) -> str:
 
 
 def matches(example: Example, words: list[str]) -> bool:
-    text = " ".join([*(m.content for m in example.conversation()), example.rejected or "", *example.tags]).casefold()
+    text = " ".join([*(m.text for m in example.conversation()), example.rejected or "", *example.tags]).casefold()
     return all(w in text for w in words)
 
 
@@ -75,7 +75,7 @@ def example_rows(services: Services, name: str | None, query: str = "") -> list[
         if words and not matches(e, words):
             continue
         user = next((m.content for m in e.messages if m.role == "user"), "")
-        reply = next((m.content for m in reversed(e.conversation()) if m.role == "assistant"), "")
+        reply = next((m.text for m in reversed(e.conversation()) if m.role == "assistant"), "")
         rows.append([False, e.id, "excluded" if e.excluded else "", ", ".join(e.tags), len(e.conversation()),
                      example_tokens(e, DEFAULT_MODEL), snippet(user, 80), snippet(reply, 80), source_text(e)])
         if len(rows) >= MAX_ROWS:
@@ -93,7 +93,7 @@ PAIR_KEYS = ("messages", "chosen", "rejected")
 
 def messages_json(example: Example) -> str:
     """What the editor holds: the messages; for a preference pair, an object with its chosen and rejected replies."""
-    messages = [m.model_dump(exclude_none=True) for m in example.messages]
+    messages = [m.as_record() for m in example.messages]  # content stays, null for a turn that only calls tools
     if example.is_preference:
         return json.dumps({"messages": messages, "chosen": example.chosen, "rejected": example.rejected},
                           ensure_ascii=False, indent=2)
