@@ -6,11 +6,12 @@ A message is OpenAI's chat message: besides role and content it may carry the sp
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 
 from .tool_calls import ToolCall
 
 Role = Literal["system", "user", "assistant", "tool"]
+_OPTIONAL_KEYS = ("name", "tool_calls", "tool_call_id")
 
 
 class Message(BaseModel):
@@ -31,6 +32,16 @@ class Message(BaseModel):
         if self.content is None and not self.tool_calls:
             raise ValueError(f"a {self.role} message needs content (only an assistant turn making tool calls may have none)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _tool_fields_only_when_set(self, handler):
+        # A message without a name or tool fields dumps as it always did ({"role", "content"}): logs, states and
+        # files written before tool calls existed stay the same.
+        data = handler(self)
+        for key in _OPTIONAL_KEYS:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @property
     def text(self) -> str:

@@ -32,9 +32,7 @@ def lines_file(tmp_path: Path, *lines: str | bytes, name: str = "data.jsonl") ->
 
 
 def content(examples: list[Example]) -> list[dict]:
-    """What these tests compare: texts, roles and weights (tool fields are tested in test_tool_data.py)."""
-    tool_fields = {"messages": {"__all__": {"name", "tool_calls", "tool_call_id"}}}
-    return [e.model_dump(include={"messages", "chosen", "rejected"}, exclude=tool_fields) for e in examples]
+    return [e.model_dump(include={"messages", "chosen", "rejected"}) for e in examples]
 
 
 # ---------------------------------------------------------------- bad lines, each reported with its number
