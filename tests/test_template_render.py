@@ -75,7 +75,7 @@ def test_the_generation_template_asks_for_i_dont_know_pairs():
     ("   \n", "is empty"),
     ('{"messages": []}', "has no messages"),
     ("{}", "has no messages"),
-    ('{"messages": [{"role": "robot", "content": "hi"}]}', "'system', 'user' or 'assistant'"),
+    ('{"messages": [{"role": "robot", "content": "hi"}]}', "'system', 'user', 'assistant' or 'tool'"),
     ('{"messages": [\n  {"role": "user", "content": "hi"\n]}', "not valid JSON"),
 ])
 def test_bad_editor_text_is_a_problem_saying_where(text, expected):

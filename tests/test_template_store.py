@@ -90,7 +90,7 @@ def test_an_edit_made_outside_the_app_is_recorded_before_it_is_overwritten(store
 @pytest.mark.parametrize("text, expected", [
     ("", "is empty"),
     ('{"messages": []}', "has no messages"),
-    ('{"messages": [{"role": "robot", "content": "x"}]}', "'system', 'user' or 'assistant'"),
+    ('{"messages": [{"role": "robot", "content": "x"}]}', "'system', 'user', 'assistant' or 'tool'"),
     ('{"messages": [{"role": "user", "content": "x"}],\n "temprature": 1}', "unknown field"),
     ('{"messages": [\n{"role": "user" "content": "x"}]}', "line 2"),
 ])

@@ -196,7 +196,7 @@ def test_an_unknown_role_points_at_the_message_that_has_it(tmp_path):
     problem = problem_for(path)
     assert problem.field == "messages.3.role"
     assert '"role": "robot"' in line_of(path, problem.line)
-    assert "'system', 'user' or 'assistant'" in problem.problem
+    assert "'system', 'user', 'assistant' or 'tool'" in problem.problem
 
 
 def test_a_missing_field_points_at_its_message(tmp_path):
