@@ -353,3 +353,19 @@ def test_the_example_editor_shows_tool_calls_and_saves_them_back(tmp_path):
     assert matches(stored, ["ferries"])  # a turn without text does not break the search
     updated = update_example(store, example_id, **edited_fields(shown))
     assert updated.messages == stored.messages and updated.tools == TOOLS
+
+
+@pytest.mark.parametrize("turns,words", [
+    ([{"from": "human", "value": "Ferries?"}, {"from": "observation", "value": "{}"}, {"from": "gpt", "value": "No."}],
+     "follows no function_call turn"),
+    ([{"from": "human", "value": "Ferries?"}, {"from": "function_call", "value": "ferry_times(today)"},
+      {"from": "observation", "value": "{}"}, {"from": "gpt", "value": "No."}], "must hold the call as JSON text"),
+    ([{"from": "human", "value": "Ferries?"}, {"from": "function_call", "value": json.dumps(
+        [{"name": "ferry_times", "arguments": {}}, {"name": "ferry_times", "arguments": {"date": "2027-08-02"}}])},
+      {"from": "observation", "value": "one result"}, {"from": "gpt", "value": "No."}], "answers 2 parallel calls"),
+])
+def test_a_broken_sharegpt_tool_turn_is_a_bad_line_saying_what_is_wrong(tmp_path, turns, words):
+    path = write_lines(tmp_path, [{"conversations": turns, "tools": json.dumps([t["function"] for t in TOOLS])}])
+    with pytest.raises(BadLines) as raised:
+        read_examples(path)
+    assert any(words in str(p) and p.line == 1 for p in raised.value.problems), [str(p) for p in raised.value.problems]
