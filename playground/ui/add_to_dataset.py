@@ -264,7 +264,8 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
         once the reply is finished, not at every token)."""
         def run(*raw):
             v = PanelValues.of(source, raw)
-            return {} if v.conversation is None else handler(v)
+            # A dict naming one output, left as it is: Gradio rejects an empty dict as a missing value for each output.
+            return {p.preview: gr.skip()} if v.conversation is None else handler(v)
         return run
 
     @when_finished
