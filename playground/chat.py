@@ -22,6 +22,8 @@ from .tokens import count_messages, count_text
 
 logger = logging.getLogger(__name__)
 
+STOPPED = "Stopped before the reply was finished."
+
 
 class ChatSettings(BaseModel):
     """What the user chose in the settings panel; stored with the conversation so it can be continued."""
@@ -123,12 +125,15 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
         else:
             stream = provider.stream_chat(model, request.messages, settings.params, persona.dataset)
         for delta in stream:
+            if conversation.stop_requested:
+                error, status = STOPPED, "stopped"
+                break
             reply.content += delta
             yield conversation
     except ProviderError as e:
         error, status = str(e), "error"
     except GeneratorExit:
-        error, status = "Stopped before the reply was finished.", "stopped"
+        error, status = STOPPED, "stopped"
         raise
     except Exception as e:  # a bug or an unforeseen reply shape: keep the partial reply and log it, never lose it
         logger.exception("reply from %s failed", settings.model)

@@ -1,6 +1,8 @@
 """A chat as the user sees it: turns with their metrics, plus the operations Retry, Undo and Edit."""
 
-from pydantic import BaseModel, Field
+import threading
+
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .messages import Message, Role
 from .store import new_id
@@ -16,10 +18,40 @@ class Turn(BaseModel):
     rating: int = 0
 
 
+class StopSignal:
+    """Stop, pressed for the reply being written into one conversation object.
+
+    The reply is read on a thread of its own (see coalesce.py), so closing the UI's generator does not reach it
+    in time: the reader would run on to the end of a fast reply. Stop sets this signal on the very object the
+    stream writes into, and the stream ends at its next chunk. A copy of the conversation (every new message,
+    Retry or Edit starts from one) gets a fresh signal, so an old Stop never stops a new reply.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __deepcopy__(self, memo) -> "StopSignal":
+        return StopSignal()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 class Conversation(BaseModel):
     id: str = Field(default_factory=new_id)
     turns: list[Turn] = Field(default_factory=list)
     continued_from: str | None = Field(None, description="The conversation this one was reopened from.")
+    _stop: StopSignal = PrivateAttr(default_factory=StopSignal)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
     @classmethod
     def start(cls, greeting: str = "") -> "Conversation":

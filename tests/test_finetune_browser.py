@@ -160,12 +160,12 @@ def test_no_access_notice_in_the_tab(browser, ft_app, server):
 @pytest.fixture
 def chat_only_app(tmp_path, fake_server):
     """The app whose one endpoint is the plain chat server: no fine-tuning routes at all."""
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     services = ft_services(tmp_path / "home", fake_server)
     add_dataset(services.store, "town", town_examples(15))
     app = build_app(services)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
     yield url, services
     app.close()
 

@@ -114,14 +114,14 @@ def test_a_fine_tuning_jobs_error_and_events_that_echo_the_key_come_back_without
 @pytest.fixture
 def echo_app(_home, echoing_server):
     from playground.services import build_services
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
 
     write_providers(_home, echoing_server, timeout=5, models=["gpt-4o-mini", "fault-echo-auth",
                                                                "fault-echo-auth-stream"])
     services = build_services(home=_home, personas_dir=PROJECT_ROOT / "personas", environ={"LOCAL_KEY": KEY},
                               detect_local=False, discover=False)
     demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             **LAUNCH_DEFAULTS)
     yield url, services
     demo.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..cards import import_persona
-from ..chat import ChatSettings, check_message, stream_reply
+from ..chat import STOPPED, ChatSettings, check_message, stream_reply
 from ..coalesce import coalesce
 from ..conversation import Conversation, Turn
 from ..errors import PlaygroundError
@@ -206,13 +206,14 @@ def build_chat_tab(services: Services) -> ChatTab:
         # holds the very object the stream writes into, so wait for it to log the reply, then show it as logged:
         # its text, "(incomplete)", its metrics and the exchange id that Like needs.
         index = reply_in_progress(conversation)
+        conversation.request_stop()
         finished = index is None or wait_until_logged(conversation, index, timeout=STOP_WAIT_S)
         conversation = conversation.model_copy(deep=True)
         if not finished:  # still waiting on the server for a first byte; mark what the user sees
             if index == len(conversation.turns):
                 conversation.turns.append(Turn(role="assistant", content=""))
             reply = conversation.turns[index]
-            reply.incomplete, reply.error = True, "Stopped before the reply was finished."
+            reply.incomplete, reply.error = True, STOPPED
         return {chatbot: to_chatbot(conversation), state: conversation}
 
     def on_persona(name):
