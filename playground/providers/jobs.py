@@ -1,4 +1,4 @@
-"""The fine-tuning API of an OpenAI-compatible endpoint, through the same Provider's `openai` client.
+"""The fine-tuning API of an OpenAI-compatible endpoint, through the same provider's `openai` client.
 
 Files are uploaded with purpose "fine-tune"; jobs are created, read, listed and cancelled; their events,
 checkpoints and result file (a CSV of per-step metrics) are read back. SDK objects are turned into plain
@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 
 import openai
 
-from . import Provider, ProviderError, _server_message
+from . import ProviderError
+from .openai import OpenAIProvider, _server_message
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 STATUSES = ("validating_files", "queued", "running", *TERMINAL_STATUSES)
@@ -72,7 +73,7 @@ class RemoteCheckpoint:
 class FineTuningAPI:
     """One endpoint's fine-tuning calls. Every method raises ProviderError, never an SDK error."""
 
-    def __init__(self, provider: Provider):
+    def __init__(self, provider: OpenAIProvider):
         self.provider = provider
         self.client = provider.client
 

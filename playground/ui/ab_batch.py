@@ -7,15 +7,15 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import ab
-from ..batch import BatchOutcome, ColumnConfig, ColumnSummary, RowResult, export_csv, export_jsonl, run_batch
-from ..batch_sources import dataset_split_rows, prompt_set_rows, results_path
-from ..checks import Check
-from ..dataset_store import list_datasets
-from ..errors import PlaygroundError
-from ..plural import plural
-from ..promptset import PromptRow
-from ..services import Services
+from ..ab import arena as ab
+from ..ab.batch import BatchOutcome, ColumnConfig, ColumnSummary, RowResult, export_csv, export_jsonl, run_batch
+from ..ab.checks import Check
+from ..ab.promptset import PromptRow
+from ..ab.sources import dataset_split_rows, prompt_set_rows, results_path
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.plural import plural
+from ..datasets.store import list_datasets
 from .format import error_notice
 
 FROM_FILE, FROM_DATASET = "Prompt-set file", "Dataset split"

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..cards import import_persona
-from ..chat import ChatSettings, check_message, stream_reply
-from ..coalesce import coalesce
-from ..conversation import Conversation, Turn
-from ..errors import PlaygroundError
-from ..params import PARAM_NAMES
-from ..personas import persona_order
-from ..services import Services
+from ..chat.ask import ChatSettings, check_message, stream_reply
+from ..chat.cards import import_persona
+from ..chat.conversation import Conversation, Turn
+from ..chat.personas import persona_order
+from ..chat.services import Services
+from ..core.coalesce import coalesce
+from ..core.errors import PlaygroundError
+from ..core.params import PARAM_NAMES
 from .format import error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values, parse_params
 

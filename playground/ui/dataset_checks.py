@@ -7,15 +7,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..dataset_store import import_file, iter_examples
-from ..dataset_stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
-from ..datasets import DEFAULT_MODEL
-from ..errors import PlaygroundError
-from ..plural import plural
-from ..exports import ExportRefused, export_dataset, file_stem
-from ..formats import FORMATS, BadLines, UnfitExamples
-from ..services import Services
-from ..validation import Finding, validate_examples
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.plural import plural
+from ..datasets.examples import DEFAULT_MODEL
+from ..datasets.exports import ExportRefused, export_dataset, file_stem
+from ..datasets.formats import FORMATS, BadLines, UnfitExamples
+from ..datasets.stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
+from ..datasets.store import import_file, iter_examples
+from ..datasets.validation import Finding, validate_examples
 from .datasets_tab import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 

@@ -5,19 +5,17 @@ Validation, statistics, export and import are in dataset_checks.py; reviewing th
 
 import json
 from collections import Counter
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 
 import gradio as gr
 from gradio.context import Context
 
-from ..dataset_store import (
-    delete_examples, get_example, iter_examples, list_datasets, undo_delete, update_example,
-)
-from ..dataset_stats import example_tokens
-from ..datasets import DEFAULT_MODEL, Example
-from ..errors import PlaygroundError
-from ..services import Services
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..datasets.examples import DEFAULT_MODEL, Example
+from ..datasets.stats import example_tokens
+from ..datasets.store import delete_examples, get_example, iter_examples, list_datasets, undo_delete, update_example
 from .add_to_dataset import snippet
 from .format import error_notice
 
@@ -198,7 +196,7 @@ def _bound(handler, action: str):
 
 
 def _check_models() -> list[str]:
-    from ..dataset_stats import CONTEXT_LIMITS, TRAINING_PRICES
+    from ..datasets.stats import CONTEXT_LIMITS, TRAINING_PRICES
 
     return sorted({DEFAULT_MODEL, *CONTEXT_LIMITS, *TRAINING_PRICES})
 

@@ -4,12 +4,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..dataset_store import list_datasets
-from ..errors import PlaygroundError, UnknownModel
-from ..plural import plural
-from ..generation import Generation, Pair, QA, add_to_dataset, chunk_folder, generate
-from ..services import Services
-from ..template_store import TemplateFiles, snapshot
+from ..chat.services import Services
+from ..core.errors import PlaygroundError, UnknownModel
+from ..core.plural import plural
+from ..datasets.store import list_datasets
+from ..templates.generation import QA, Generation, Pair, add_to_dataset, chunk_folder, generate
+from ..templates.store import TemplateFiles, snapshot
 from .format import error_notice
 from .template_format import table_rows
 
