@@ -6,12 +6,16 @@ import os
 import sys
 from pathlib import Path
 
+from ..chat.cards import import_card
+from ..chat.personas import load_persona
 from ..core.errors import PlaygroundError
+from ..core.store import Store
+from ..services import PROJECT_ROOT, build_services, home_dir
 from .datasets import add_dataset_commands
 from .datasets import run as run_dataset
 from .finetune import add_finetune_commands
 from .finetune import run as run_finetune
-from .serve import add_launch_arguments
+from .serve import add_launch_arguments, serve_app
 from .templates import add_template_commands
 from .templates import run as run_template
 
@@ -56,16 +60,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def services_from(args, detect_local: bool | None = None, discover: bool = True):
-    from ..services import build_services
-
     detect = not args.no_detect if detect_local is None else detect_local
     return build_services(home=args.home, providers_file=args.providers, detect_local=detect, discover=discover)
 
 
 def serve(args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .serve import serve_app
-
     return serve_app(args, services_from)
 
 
@@ -89,9 +89,6 @@ def models(args) -> int:
 
 
 def logs(args) -> int:
-    from ..core.store import Store
-    from ..services import home_dir
-
     home = args.home or home_dir()
     if not (home / "playground.db").exists():
         print(f"No log yet at {home / 'playground.db'}: chat first.", file=sys.stderr)
@@ -108,10 +105,6 @@ def logs(args) -> int:
 
 
 def import_card_command(args) -> int:
-    from ..chat.cards import import_card
-    from ..chat.personas import load_persona
-    from ..services import PROJECT_ROOT
-
     written = import_card(args.file, args.personas_dir or PROJECT_ROOT / "personas")
     print(f"{load_persona(written).name}: {written}")
     return 0

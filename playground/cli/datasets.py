@@ -11,6 +11,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ..ab.to_dataset import add_vote_pairs
+from ..ab.votes import VoteFilter
+from ..chat.personas import load_personas
 from ..core.errors import PlaygroundError
 from ..core.plural import plural
 from ..core.store import Store
@@ -21,7 +24,9 @@ from ..datasets.formats.writers import unfit_examples, write_examples
 from ..datasets.splits import split_examples
 from ..datasets.stats import dataset_stats, training_costs
 from ..datasets.store import ImportReport, import_file, iter_examples, list_datasets
+from ..datasets.transcripts import ConversionOptions
 from ..datasets.validation import Finding, has_errors, validate_examples, validate_file, validate_splits
+from ..services import PROJECT_ROOT, home_dir
 
 
 class NoSuchTarget(PlaygroundError):
@@ -138,8 +143,6 @@ def _positive_int(text: str) -> int:
 
 
 def store_for(args) -> Store:
-    from ..services import home_dir
-
     home = args.home or home_dir()
     return Store(Path(home) / "playground.db")
 
@@ -287,12 +290,6 @@ def list_command(args, store: Store) -> int:
 
 
 def from_votes_command(args, store: Store) -> int:
-    from ..ab.to_dataset import add_vote_pairs
-    from ..ab.votes import VoteFilter
-    from ..chat.personas import load_personas
-    from ..datasets.transcripts import ConversionOptions
-    from ..services import PROJECT_ROOT
-
     personas, _ = load_personas(args.personas_dir or PROJECT_ROOT / "personas")
     added = add_vote_pairs(store, args.name, personas, VoteFilter(blind_only=args.blind_only, persona=args.persona),
                            ConversionOptions(system=args.system, keep_seed_turns=args.keep_seeds))

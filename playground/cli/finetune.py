@@ -14,6 +14,7 @@ from ..finetune import jobs as finetune
 from ..finetune.jobs import NotReady, export_advice, make_settings
 from ..finetune.store import JobRecord, get_job, list_jobs
 from ..providers import ProviderError
+from ..services import build_services
 
 
 def add_finetune_commands(subparsers) -> argparse.ArgumentParser:
@@ -53,8 +54,6 @@ def add_finetune_commands(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..services import build_services
-
     services = build_services(home=args.home, providers_file=args.providers, detect_local=False, discover=False)
     for problem in services.problems:
         print(f"warning: {problem}", file=sys.stderr)

@@ -15,6 +15,7 @@ from ..core.errors import PlaygroundError
 from ..core.pricing import load_prices
 from ..core.prompts import Template, loads, read_text
 from ..datasets.examples import DEFAULT_MODEL
+from ..services import home_dir
 from ..templates.render import parse_template, preview, values_for
 
 
@@ -51,8 +52,6 @@ def run(args) -> int:
 
 
 def render_command(args) -> int:
-    from ..services import home_dir
-
     text = read_text(args.file)
     template = parse_template(text, args.file, _model_for(args.file, text))
     values = values_for(template, dict(args.values))

@@ -2,6 +2,8 @@
 
 A sqlite-utils Database must not cross threads and Gradio runs handlers in worker threads,
 so each operation opens its own connection; WAL lets readers and a writer work at once.
+This module and migrations.py are the only users of sqlite-utils: the other stores type their handles with
+the `Database` and catch the `NotFoundError` named here.
 """
 
 import json
@@ -16,9 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError
 
 from .migrations import migrations
 from .processes import is_gone, process_key
+
+__all__ = ["Database", "NotFoundError", "Store", "Exchange", "SavedConversation", "new_id", "now"]
 
 INTERRUPTED = "Interrupted: the app stopped before the reply was finished. Retry to ask again."
 

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
-from sqlite_utils import Database
 
 from ..core.errors import PlaygroundError
 from ..core.plural import plural
-from ..core.store import Store
+from ..core.store import Database, Store
 from .examples import DEFAULT_MODEL, Dataset, Example, now
 from .formats import BadLines, LineProblem
 from .formats.readers import parse_lines

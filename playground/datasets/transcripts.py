@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlite_utils.db import NotFoundError
 
 from ..chat.ask import ChatSettings
 from ..chat.conversation import Conversation, Turn
@@ -35,7 +34,7 @@ from ..chat.personas import Persona
 from ..core.errors import MissingVariables, PlaygroundError
 from ..core.messages import Message
 from ..core.prompts import fill, fill_messages
-from ..core.store import Store
+from ..core.store import NotFoundError, Store
 from .examples import Example, Source, TrainingMessage
 
 SystemChoice = Literal["persona", "deploy", "custom", "none"]

@@ -12,12 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from ..chat.personas import Persona
 from ..core.errors import FileProblem, PlaygroundError
 from ..core.prompts import Template, read_text
-from ..core.store import Store, now
+from ..core.store import Database, Store, now
 from .render import parse_template
 
 MODELS: dict[str, type[Template]] = {"templates": Template, "personas": Persona}

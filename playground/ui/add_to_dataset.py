@@ -23,7 +23,7 @@ from ..datasets.store import (
     list_datasets,
 )
 from ..datasets.transcripts import ConversionOptions, example_from_conversation
-from .chat_tab import ChatTab, parse_settings, reply_in_progress
+from .chat_shared import ChatTab, parse_settings, reply_in_progress
 from .format import error_notice
 from .params_form import control_values
 

@@ -16,7 +16,7 @@ from ..datasets.formats import FORMATS, BadLines, UnfitExamples
 from ..datasets.stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
 from ..datasets.store import import_file, iter_examples
 from ..datasets.validation import Finding, validate_examples
-from .datasets_tab import DatasetsTab, dataset_choices, dataset_rows
+from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 
 FINDING_COLUMNS = ["where", "severity", "check", "finding"]

@@ -17,7 +17,7 @@ from ..datasets.transcripts import (
     logged_exchanges,
 )
 from .add_to_dataset import SYSTEM_CHOICES, count, snippet, target_dataset
-from .datasets_tab import DatasetsTab, dataset_choices, dataset_rows
+from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 
 ANY = "any"
