@@ -20,6 +20,3 @@ class Message(BaseModel):
 def to_openai(messages: list[Message]) -> list[dict]:
     return [m.as_openai() for m in messages]
 
-
-def from_dicts(items: list[dict]) -> list[Message]:
-    return [Message(role=d["role"], content=d["content"]) for d in items]

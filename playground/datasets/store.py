@@ -105,7 +105,7 @@ class AddReport:
 
 
 def create_dataset(store: Store, name: str, description: str = "") -> DatasetInfo:
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         _create(db, name, description)
     return get_dataset(store, name.strip())
 
@@ -125,7 +125,7 @@ def list_datasets(store: Store) -> list[DatasetInfo]:
 
 
 def rename_dataset(store: Store, name: str, new_name: str) -> DatasetInfo:
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         new_name = _valid_name(new_name)
         if new_name != name and db["datasets"].count_where("name = ?", [new_name]):
@@ -136,7 +136,7 @@ def rename_dataset(store: Store, name: str, new_name: str) -> DatasetInfo:
 
 def delete_dataset(store: Store, name: str) -> int:
     """Remove a dataset and all its examples for good; returns how many examples went with it."""
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         removed = db.execute("delete from examples where dataset_id = ?", [dataset_id]).rowcount
         db["datasets"].delete(dataset_id)
@@ -154,7 +154,7 @@ def load_dataset(store: Store, name: str, include_excluded: bool = True) -> Data
 
 def add_examples(store: Store, name: str, examples: Iterable[Example]) -> list[int]:
     """Add examples in one transaction (all or none); returns their new ids. An example's own id is ignored."""
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         timestamp = now()
         return [db.execute(_INSERT, _row(dataset_id, e, timestamp)).lastrowid for e in examples]
@@ -167,7 +167,7 @@ def add_new_examples(store: Store, name: str, examples: Iterable[Example]) -> Ad
     tags, sources or times; excluded examples count as held, deleted ones do not. A copy within `examples` is
     added once.
     """
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         held = {content_key(json.loads(row["messages"]), row["chosen"], row["rejected"]) for row in db.query(
             "select messages, chosen, rejected from examples where dataset_id = ? and deleted_at is null", [dataset_id])}
@@ -213,7 +213,7 @@ def update_example(store: Store, example_id: int, **changes) -> Example:
         raise InvalidExample(example_id, f"{', '.join(sorted(fixed))} cannot be changed.")
     if "messages" in changes:
         changes["messages"] = [m.model_dump() if isinstance(m, BaseModel) else m for m in changes["messages"]]
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         current = _get(db, example_id)
         try:
             updated = Example.model_validate({**current.model_dump(), **changes})
@@ -231,7 +231,7 @@ def update_example(store: Store, example_id: int, **changes) -> Example:
 def delete_examples(store: Store, ids: Iterable[int]) -> list[int]:
     """Mark examples deleted; returns the ids actually deleted, which undo_delete takes back."""
     ids = list(ids)
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         deleted = [i for i in ids if db["examples"].count_where("id = ? and deleted_at is null", [i])]
         stamp = now()
         for i in deleted:
@@ -240,7 +240,7 @@ def delete_examples(store: Store, ids: Iterable[int]) -> list[int]:
 
 
 def undo_delete(store: Store, ids: Iterable[int]) -> int:
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         return sum(db.execute("update examples set deleted_at = null where id = ? and deleted_at is not null",
                               [i]).rowcount for i in ids)
 
@@ -257,7 +257,7 @@ def import_file(store: Store, path: Path, name: str, *, format: str | None = Non
     problems: list[LineProblem] = []
     formats: dict[str, int] = {}
     imported = 0
-    with store.db() as db, db.atomic():
+    with store.writing() as db:
         dataset_id = _create(db, name, description)
         timestamp, batch = now(), []
         for parsed in parse_lines(path, format):

@@ -25,7 +25,7 @@ from ..core.plural import plural
 from ..core.store import new_id, now
 from ..datasets.examples import Example
 from ..datasets.formats.writers import unfit_examples, write_examples
-from ..datasets.splits import split_examples
+from ..datasets.splits import DEFAULT_RATIOS, split_examples
 from ..datasets.stats import CostEstimate, DatasetStats, dataset_stats, training_costs
 from ..datasets.store import iter_examples
 from ..datasets.validation import MIN_EXAMPLES, Finding, has_errors, validate_examples, validate_splits
@@ -35,10 +35,10 @@ from ..providers.openai import OpenAIProvider
 from . import store as jobs_db
 from .store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
 
-DEFAULT_SPLIT = "80/20"
+
 def export_advice(dataset: str = "NAME") -> str:
     """How to train elsewhere when this endpoint has no fine-tuning."""
-    return (f"To export it: `python -m playground dataset export {dataset} --format trl-messages --split 80/20 "
+    return (f"To export it: `python -m playground dataset export {dataset} --format trl-messages --split {DEFAULT_RATIOS} "
             "--out DIR` (TRL, Unsloth; sharegpt for Axolotl or LLaMA-Factory).")
 
 
@@ -114,7 +114,7 @@ class FineTuneSettings(BaseModel):
 
     dataset: str = Field(min_length=1, description="The stored dataset to train on.")
     model: str = Field(min_length=1, description="Base model, as provider:model or a model name.")
-    split: str = Field(DEFAULT_SPLIT, description="train/validation(/test) ratios; the test part is not uploaded.")
+    split: str = Field(DEFAULT_RATIOS, description="train/validation(/test) ratios; the test part is not uploaded.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1,
                              description="Shuffles the split (0 when unset) and seeds the job.")
     epochs: int | None = Field(None, ge=1, le=50, description="Passes over the training file; unset = auto.")

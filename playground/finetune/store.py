@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..core.errors import PlaygroundError
 from ..core.store import Store, now
-
-FINISHED = ("succeeded", "failed", "cancelled")
+from ..providers.jobs import TERMINAL_STATUSES
 
 
 class JobNotFound(PlaygroundError):
@@ -47,7 +46,7 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -121,9 +120,9 @@ def list_jobs(store: Store, limit: int = 100) -> list[JobRecord]:
 
 def active_jobs(store: Store) -> list[JobRecord]:
     """Jobs still validating, queued or running: the ones worth asking the server about."""
-    marks = ", ".join("?" * len(FINISHED))
+    marks = ", ".join("?" * len(TERMINAL_STATUSES))
     with store.db() as db:
-        return [_job(r) for r in db["finetune_jobs"].rows_where(f"status not in ({marks})", list(FINISHED),
+        return [_job(r) for r in db["finetune_jobs"].rows_where(f"status not in ({marks})", list(TERMINAL_STATUSES),
                                                                  order_by="created_at")]
 
 

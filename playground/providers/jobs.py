@@ -17,7 +17,6 @@ from . import ProviderError
 from .openai import OpenAIProvider, _server_message
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-STATUSES = ("validating_files", "queued", "running", *TERMINAL_STATUSES)
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 NO_ACCESS_ADVICE = ("this account has no fine-tuning access (OpenAI's self-serve fine-tuning is closing to new users): "

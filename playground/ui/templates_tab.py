@@ -14,6 +14,7 @@ from ..chat.personas import load_personas
 from ..chat.services import Services
 from ..core.coalesce import coalesce
 from ..core.errors import PlaygroundError, UnknownModel
+from ..datasets.examples import DEFAULT_MODEL
 from ..providers.lookup import LookupProvider
 from ..templates.render import (
     add_pair,
@@ -41,13 +42,10 @@ from .template_format import (
     version_rows,
 )
 
-DEFAULT_MODEL = "gpt-4o-mini"
-
 
 def template_files(services: Services) -> TemplateFiles:
-    # Templates live beside the personas folder unless the services name their own folder.
-    templates_dir = getattr(services, "templates_dir", None) or services.personas_dir.parent / "templates"
-    return TemplateFiles({"templates": templates_dir, "personas": services.personas_dir})
+    # Templates live beside the personas folder.
+    return TemplateFiles({"templates": services.personas_dir.parent / "templates", "personas": services.personas_dir})
 
 
 @dataclass
