@@ -176,7 +176,7 @@ def cpu_seconds(pid: int) -> float | None:
 class Run(dict):
     """One reply on one path: t0, t_first_seen, t_last_seen, t_done (now()), plus the provider's stamps."""
 
-    def finish(self, stamps_entry: dict | None, last_word: str) -> "Run":
+    def finish(self, stamps_entry: dict | None, last_word: str) -> Run:
         t0 = self["t0"]
         self["total"] = self["t_done"] - t0
         self["ttft"] = None if self.get("t_first_seen") is None else self["t_first_seen"] - t0

@@ -279,7 +279,7 @@ class RoundRun:
             replies = stream_reply(self.services, persona, column.settings, conversation)
             for _ in replies:
                 if self.cancel.is_set():
-                    replies.close()  # stream_reply logs the partial reply as stopped
+                    replies.close()  # type: ignore[attr-defined]  # a generator; stream_reply logs the partial reply as stopped
                     break
                 self._events.put(reply.column)
         except Exception as e:  # noqa: BLE001 - a column's failure is shown in that column only

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -93,7 +93,7 @@ class RowResult(BaseModel):
     latency_ms: float | None = None
     ttft_ms: float | None = None
     check: CheckResult | None = None
-    finished_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
     @property
     def ok(self) -> bool:
@@ -136,7 +136,7 @@ class ResultsFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file = None
+        self._file: BinaryIO | None = None
 
     def __enter__(self) -> "ResultsFile":
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ Each check compares the reply with its target: the check's own `arg` when given,
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -233,5 +234,5 @@ def _clip(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-CHECKS = {"exact": _exact, "contains": _contains, "regex": _regex, "json_valid": _json_valid,
+CHECKS: dict[str, Callable[..., CheckResult]] = {"exact": _exact, "contains": _contains, "regex": _regex, "json_valid": _json_valid,
           "json_equal": _json_equal, "groups": _groups}

@@ -115,7 +115,10 @@ def parse_prompt_set(lines: Iterable[str], source: str = "prompt set", skip_bad:
     rows: list[PromptRow] = []
     problems: list[FileProblem] = []
     for item in iter_prompt_rows(lines, source):
-        (rows if isinstance(item, PromptRow) else problems).append(item)
+        if isinstance(item, PromptRow):
+            rows.append(item)
+        else:
+            problems.append(item)
     if problems and not skip_bad:
         raise BadPromptSet(source, problems)
     return PromptSet(rows, problems)

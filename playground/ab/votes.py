@@ -86,9 +86,9 @@ def save_round(store: Store, record: RoundRecord) -> None:
     row.update(blind=int(record.blind), anonymous=int(record.anonymous),
                display_order=json.dumps(record.display_order))
     with store.writing() as db:
-        db["ab_rounds"].upsert(row, pk="id")
+        db.table("ab_rounds").upsert(row, pk="id")
         db.execute("delete from ab_replies where round_id = ?", [record.id])
-        db["ab_replies"].insert_all(
+        db.table("ab_replies").insert_all(
             {**reply.model_dump(exclude={"settings"}), "settings": json.dumps(reply.settings, ensure_ascii=False),
              "round_id": record.id} for reply in record.replies)
 
@@ -98,9 +98,9 @@ def save_vote(store: Store, vote: VoteRecord) -> int:
     row = vote.model_dump(exclude={"scores"})
     try:
         with store.writing() as db:
-            if not db["ab_rounds"].count_where("id = ?", [vote.round_id]):
+            if not db.table("ab_rounds").count_where("id = ?", [vote.round_id]):
                 raise PlaygroundError(f"There is no round {vote.round_id} to vote on.")
-            vote_id = db["ab_votes"].insert(row).last_pk
+            vote_id = db.table("ab_votes").insert(row).last_pk
             for column, score in vote.scores.items():
                 db.execute("update ab_replies set score = ? where round_id = ? and column_index = ?",
                            [score, vote.round_id, column])

@@ -3,7 +3,7 @@
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core.errors import PlaygroundError
@@ -105,7 +105,7 @@ def _report(local_url: str, share_url: str | None, share: bool, unreachable: str
     if not share:
         return
     if share_url:
-        expires = share_expiry(datetime.now(timezone.utc))
+        expires = share_expiry(datetime.now(UTC))
         print(f"Public share link: {share_url}\n  expires by {expires:%Y-%m-%d %H:%M} UTC (share links last up to a "
               "week); visitors must log in.", flush=True)
         return

@@ -202,7 +202,7 @@ def _member(text: str, at: int, part, decoder: json.JSONDecoder) -> tuple[int, i
             return None
         key = index
         if opener == "{":
-            key, i = json.decoder.scanstring(text, i + 1)
+            key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]  # untyped in typeshed
             i = _skip_space(text, _skip_space(text, i) + 1)  # past the colon
         if key == part:
             return start, i

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -29,7 +29,7 @@ INTERRUPTED = "Interrupted: the app stopped before the reply was finished. Retry
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_id() -> str:
@@ -115,7 +115,7 @@ class Store:
     def log_exchange(self, exchange: Exchange) -> int:
         """Log a finished exchange in one write (generation runs); chat uses start_ and finish_exchange."""
         with self.writing() as db:
-            return db["exchanges"].insert(self._exchange_row(exchange)).last_pk
+            return db.table("exchanges").insert(self._exchange_row(exchange)).last_pk
 
     def start_exchange(self, exchange: Exchange, conversation: SavedConversation | None = None) -> int:
         """Log a request as it is sent (status in_flight, incomplete) and, in the same transaction, the
@@ -123,7 +123,7 @@ class Store:
         row = {**self._exchange_row(exchange), "status": "in_flight", "incomplete": 1, "pid": os.getpid(),
                "process": self.process, "updated_at": now()}
         with self.writing() as db:
-            exchange_id = db["exchanges"].insert(row).last_pk
+            exchange_id = db.table("exchanges").insert(row).last_pk
             if conversation is not None:
                 turns = conversation.transcript
                 if 0 <= exchange.turn < len(turns) and turns[exchange.turn].get("exchange_id") is None:
@@ -138,7 +138,7 @@ class Store:
         row.pop("created_at")
         row["updated_at"] = now()
         with self.writing() as db:
-            db["exchanges"].update(exchange_id, row)
+            db.table("exchanges").update(exchange_id, row)
             if conversation is not None:
                 _save_conversation(db, conversation)
 
@@ -176,11 +176,11 @@ class Store:
 
     def rate(self, exchange_id: int, rating: int) -> None:
         with self.writing() as db:
-            db["exchanges"].update(exchange_id, {"rating": rating})
+            db.table("exchanges").update(exchange_id, {"rating": rating})
 
     def exchange(self, exchange_id: int) -> dict:
         with self.db() as db:
-            return _decoded(db["exchanges"].get(exchange_id))
+            return _decoded(db.table("exchanges").get(exchange_id))
 
     def exchanges(self, search: str = "", limit: int = 20, conversation_id: str | None = None) -> list[dict]:
         """Most recent first; `search` is full-text over requests and replies."""
@@ -189,7 +189,7 @@ class Store:
             where.append("conversation_id = :cid")
             args["cid"] = conversation_id
         with self.db() as db:
-            table = db["exchanges"]
+            table = db.table("exchanges")
             if search.strip():
                 rows = table.search(_fts_query(search), where=" and ".join(where) or None, where_args=args,
                                     order_by="id desc", limit=limit)
@@ -206,12 +206,12 @@ class Store:
 
     def conversation(self, conversation_id: str) -> dict | None:
         with self.db() as db:
-            rows = list(db["conversations"].rows_where("id = ?", [conversation_id]))
+            rows = list(db.table("conversations").rows_where("id = ?", [conversation_id]))
         return _decoded(rows[0]) if rows else None
 
     def conversations(self, search: str = "", limit: int = 50) -> list[dict]:
         with self.db() as db:
-            table = db["conversations"]
+            table = db.table("conversations")
             columns = ["id", "title", "persona", "model", "updated_at"]
             if search.strip():
                 rows = table.search(_fts_query(search), columns=columns, order_by="updated_at desc", limit=limit)
@@ -223,7 +223,7 @@ class Store:
     def index_lookup(self, dataset: str, fingerprint: str, pairs: list[tuple[str, str]]) -> None:
         """(Re)build one dataset's index unless it is already built from the same file contents."""
         with self.writing() as db:
-            table = db["lookup_examples"]
+            table = db.table("lookup_examples")
             if table.count_where("dataset = ? and fingerprint = ?", [dataset, fingerprint]):
                 return
             db.execute("delete from lookup_examples where dataset = ?", [dataset])
@@ -237,7 +237,7 @@ class Store:
         if not words:
             return None
         with self.db() as db:
-            rows = list(db["lookup_examples"].search(
+            rows = list(db.table("lookup_examples").search(
                 " OR ".join(f'"{w}"' for w in words), columns=["reply"],
                 where="dataset = :dataset", where_args={"dataset": dataset}, limit=1,
             ))
@@ -252,21 +252,21 @@ def _save_conversation(db: Database, conversation: SavedConversation) -> None:
         "transcript": json.dumps(c.transcript, ensure_ascii=False),
         "transcript_text": "\n".join(str(t.get("content") or "") for t in c.transcript), "updated_at": now(),
     }
-    if db["conversations"].count_where("id = ?", [c.id]):
-        db["conversations"].update(c.id, row)
+    if db.table("conversations").count_where("id = ?", [c.id]):
+        db.table("conversations").update(c.id, row)
     else:
-        db["conversations"].insert({**row, "created_at": row["updated_at"], "continued_from": c.continued_from})
+        db.table("conversations").insert({**row, "created_at": row["updated_at"], "continued_from": c.continued_from})
 
 
 def _mark_turn_interrupted(db: Database, conversation_id: str, turn: int, exchange_id: int) -> None:
     """The reply turn saved when the request was sent says what happened to it, for whoever reopens the chat."""
-    rows = list(db["conversations"].rows_where("id = ?", [conversation_id], select="transcript"))
+    rows = list(db.table("conversations").rows_where("id = ?", [conversation_id], select="transcript"))
     if not rows:
         return
     transcript = json.loads(rows[0]["transcript"])
     if 0 <= turn < len(transcript) and transcript[turn].get("exchange_id") == exchange_id:
         transcript[turn].update(error=INTERRUPTED, incomplete=True)
-        db["conversations"].update(conversation_id, {"transcript": json.dumps(transcript, ensure_ascii=False)})
+        db.table("conversations").update(conversation_id, {"transcript": json.dumps(transcript, ensure_ascii=False)})
 
 
 def _words(text: str) -> list[str]:

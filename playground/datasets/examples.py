@@ -7,7 +7,7 @@ Checking them is elsewhere: duplicates.py (copies), dataset_stats.py (tokens and
 
 import functools
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,7 +27,7 @@ def now() -> str:
 def _utc_millisecond(ms: int) -> str:
     # Kept for the millisecond: a file is read at several examples a millisecond, and formatting the time for each
     # cost a third as much as building it.
-    return datetime.fromtimestamp(ms // 1000, timezone.utc).replace(microsecond=ms % 1000 * 1000).isoformat(
+    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000).isoformat(
         timespec="milliseconds")
 
 

@@ -155,17 +155,17 @@ def dataset_stats(examples: Iterable[Example], model: str = DEFAULT_MODEL, epoch
 def stats_from_counts(counts: Sequence[int], model: str = DEFAULT_MODEL, excluded: int = 0, epochs: int | None = None,
                       prices: Mapping[str, float] | None = None, context: int | None = None) -> DatasetStats:
     """The statistics of examples with these token counts (one per example trained on)."""
-    counts = np.sort(np.asarray(counts, dtype=np.int64))  # a large file's counts, sorted without a list of ints
-    n, limit = len(counts), context_limit(model, context)
-    middle = (int(counts[n // 2]) if n % 2 else (int(counts[n // 2 - 1]) + int(counts[n // 2])) / 2) if n else 0
+    ordered = np.sort(np.asarray(counts, dtype=np.int64))  # a large file's counts, sorted without a list of ints
+    n, limit = len(ordered), context_limit(model, context)
+    middle = (int(ordered[n // 2]) if n % 2 else (int(ordered[n // 2 - 1]) + int(ordered[n // 2])) / 2) if n else 0
     return DatasetStats(
         model=model, examples=n, excluded=excluded,
-        tokens_min=int(counts[0]) if n else 0,
+        tokens_min=int(ordered[0]) if n else 0,
         tokens_median=middle,  # as statistics.median gives it: the middle count, or the mean of the two middle ones
-        tokens_p95=int(counts[max(0, math.ceil(0.95 * n) - 1)]) if n else 0,
-        tokens_max=int(counts[-1]) if n else 0,
-        tokens_total=int(counts.sum()), context_limit=limit, over_limit=n - int(np.searchsorted(counts, limit, "right")),
-        cost=_cost(model, counts, epochs, prices, context),
+        tokens_p95=int(ordered[max(0, math.ceil(0.95 * n) - 1)]) if n else 0,
+        tokens_max=int(ordered[-1]) if n else 0,
+        tokens_total=int(ordered.sum()), context_limit=limit, over_limit=n - int(np.searchsorted(ordered, limit, "right")),
+        cost=_cost(model, ordered, epochs, prices, context),
     )
 
 
@@ -183,7 +183,7 @@ def training_costs(examples: Sequence[Example], epochs: int | None = None,
     return estimates
 
 
-def _cost(model: str, counts: Sequence[int], epochs: int | None, prices: Mapping[str, float] | None,
+def _cost(model: str, counts: Sequence[int] | np.ndarray, epochs: int | None, prices: Mapping[str, float] | None,
           context: int | None = None) -> CostEstimate:
     epochs = default_epochs(len(counts)) if epochs is None else epochs
     billed = billed_tokens(counts, context_limit(model, context), epochs)

@@ -128,9 +128,9 @@ def rename_dataset(store: Store, name: str, new_name: str) -> DatasetInfo:
     with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         new_name = _valid_name(new_name)
-        if new_name != name and db["datasets"].count_where("name = ?", [new_name]):
+        if new_name != name and db.table("datasets").count_where("name = ?", [new_name]):
             raise DatasetExists(new_name)
-        db["datasets"].update(dataset_id, {"name": new_name})
+        db.table("datasets").update(dataset_id, {"name": new_name})
     return get_dataset(store, new_name)
 
 
@@ -139,7 +139,7 @@ def delete_dataset(store: Store, name: str) -> int:
     with store.writing() as db:
         dataset_id = _dataset_id(db, name)
         removed = db.execute("delete from examples where dataset_id = ?", [dataset_id]).rowcount
-        db["datasets"].delete(dataset_id)
+        db.table("datasets").delete(dataset_id)
     return removed
 
 
@@ -223,7 +223,7 @@ def update_example(store: Store, example_id: int, **changes) -> Example:
             raise InvalidExample(example_id, f"{where + ': ' if where else ''}{error['msg']}".removesuffix(".")
                                  .replace("Value error, ", "") + ".") from None
         row = _row(_dataset_id_of(db, example_id), updated, now())
-        db["examples"].update(example_id, {k: v for k, v in zip(EXAMPLE_COLUMNS, row)
+        db.table("examples").update(example_id, {k: v for k, v in zip(EXAMPLE_COLUMNS, row)
                                            if k not in ("dataset_id", "created_at", "deleted_at")})
     return updated
 
@@ -232,7 +232,7 @@ def delete_examples(store: Store, ids: Iterable[int]) -> list[int]:
     """Mark examples deleted; returns the ids actually deleted, which undo_delete takes back."""
     ids = list(ids)
     with store.writing() as db:
-        deleted = [i for i in ids if db["examples"].count_where("id = ? and deleted_at is null", [i])]
+        deleted = [i for i in ids if db.table("examples").count_where("id = ? and deleted_at is null", [i])]
         stamp = now()
         for i in deleted:
             db.execute("update examples set deleted_at = ? where id = ?", [stamp, i])
@@ -296,7 +296,7 @@ def _valid_name(name: str) -> str:
 
 def _create(db: Database, name: str, description: str) -> int:
     name = _valid_name(name)
-    if db["datasets"].count_where("name = ?", [name]):
+    if db.table("datasets").count_where("name = ?", [name]):
         raise DatasetExists(name)
     return db.execute("insert into datasets (name, description, created_at) values (?, ?, ?)",
                       [name, description, now()]).lastrowid

@@ -271,7 +271,8 @@ def logged_exchanges(store: Store, *, persona: str | None = None, model: str | N
     the seed turns, which would match every exchange of a chat or a persona.
     `rating` is 'liked', 'disliked', 'unrated' (or 1/-1/0); None or 'any' keeps all.
     """
-    where, args = ["e.reply != ''"], []
+    where: list[str] = ["e.reply != ''"]
+    args: list[object] = []
     if persona:
         where.append("e.persona = ?")
         args.append(persona)

@@ -13,7 +13,7 @@ import csv
 import io
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -380,7 +380,7 @@ def _number(value) -> float | None:
 
 def _provider(services: Services, record: JobRecord) -> OpenAIProvider:
     for provider in services.registry.providers():
-        if provider.name == record.provider:
+        if provider.name == record.provider and isinstance(provider, OpenAIProvider):
             return provider
     raise PlaygroundError(f"Job {record.id} runs on the endpoint '{record.provider}', which is not configured now: "
                           "add it back (providers.json, or OPENAI_API_KEY for openai) to follow the job.")
@@ -406,8 +406,8 @@ def _changes(job: RemoteJob) -> dict:
 def _iso(timestamp: int | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

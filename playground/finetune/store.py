@@ -88,7 +88,7 @@ def save_job(store: Store, record: JobRecord) -> None:
     row["hyperparameters"] = json.dumps(record.hyperparameters)
     row["updated_at"] = now()
     with store.writing() as db:
-        db["finetune_jobs"].upsert(row, pk="id")
+        db.table("finetune_jobs").upsert(row, pk="id")
 
 
 def update_job(store: Store, job_id: str, **changes) -> JobRecord:
@@ -98,15 +98,15 @@ def update_job(store: Store, job_id: str, **changes) -> JobRecord:
     if "hyperparameters" in changes:
         changes["hyperparameters"] = json.dumps(changes["hyperparameters"])
     with store.writing() as db:
-        if not db["finetune_jobs"].count_where("id = ?", [job_id]):
+        if not db.table("finetune_jobs").count_where("id = ?", [job_id]):
             raise JobNotFound(job_id)
-        db["finetune_jobs"].update(job_id, {**changes, "updated_at": now()})
+        db.table("finetune_jobs").update(job_id, {**changes, "updated_at": now()})
     return get_job(store, job_id)
 
 
 def get_job(store: Store, job_id: str) -> JobRecord:
     with store.db() as db:
-        rows = list(db["finetune_jobs"].rows_where("id = ?", [job_id]))
+        rows = list(db.table("finetune_jobs").rows_where("id = ?", [job_id]))
     if not rows:
         raise JobNotFound(job_id)
     return _job(rows[0])
@@ -115,14 +115,14 @@ def get_job(store: Store, job_id: str) -> JobRecord:
 def list_jobs(store: Store, limit: int = 100) -> list[JobRecord]:
     """Newest first."""
     with store.db() as db:
-        return [_job(r) for r in db["finetune_jobs"].rows_where(order_by="created_at desc, rowid desc", limit=limit)]
+        return [_job(r) for r in db.table("finetune_jobs").rows_where(order_by="created_at desc, rowid desc", limit=limit)]
 
 
 def active_jobs(store: Store) -> list[JobRecord]:
     """Jobs still validating, queued or running: the ones worth asking the server about."""
     marks = ", ".join("?" * len(TERMINAL_STATUSES))
     with store.db() as db:
-        return [_job(r) for r in db["finetune_jobs"].rows_where(f"status not in ({marks})", list(TERMINAL_STATUSES),
+        return [_job(r) for r in db.table("finetune_jobs").rows_where(f"status not in ({marks})", list(TERMINAL_STATUSES),
                                                                  order_by="created_at")]
 
 
@@ -158,13 +158,13 @@ def add_events(store: Store, job_id: str, events: Iterable[EventRecord]) -> None
     rows = [{**asdict(e), "job_id": job_id, "data": json.dumps(e.data)} for e in events]
     if rows:
         with store.writing() as db:
-            db["finetune_events"].upsert_all(rows, pk=("job_id", "id"))
+            db.table("finetune_events").upsert_all(rows, pk=("job_id", "id"))
 
 
 def job_events(store: Store, job_id: str, limit: int = 500) -> list[EventRecord]:
     """Newest first."""
     with store.db() as db:
-        rows = db["finetune_events"].rows_where("job_id = ?", [job_id], order_by="created_at desc, id desc",
+        rows = db.table("finetune_events").rows_where("job_id = ?", [job_id], order_by="created_at desc, id desc",
                                                 limit=limit)
         return [EventRecord(r["id"], r["created_at"], r["level"], r["message"], r["type"],
                             json.loads(r["data"] or "{}")) for r in rows]
@@ -177,12 +177,12 @@ def save_metrics(store: Store, job_id: str, points: Iterable[MetricPoint], sourc
         if replace:
             db.execute("delete from finetune_metrics where job_id = ?", [job_id])
         if rows:
-            db["finetune_metrics"].upsert_all(rows, pk=("job_id", "step"))
+            db.table("finetune_metrics").upsert_all(rows, pk=("job_id", "step"))
 
 
 def job_metrics(store: Store, job_id: str) -> list[MetricPoint]:
     with store.db() as db:
-        rows = db["finetune_metrics"].rows_where("job_id = ?", [job_id], order_by="step")
+        rows = db.table("finetune_metrics").rows_where("job_id = ?", [job_id], order_by="step")
         return [MetricPoint(r["step"], r["train_loss"], r["train_accuracy"], r["valid_loss"], r["valid_accuracy"])
                 for r in rows]
 
@@ -191,11 +191,11 @@ def save_checkpoints(store: Store, job_id: str, checkpoints: Iterable[Checkpoint
     rows = [{**asdict(c), "job_id": job_id, "metrics": json.dumps(c.metrics)} for c in checkpoints]
     if rows:
         with store.writing() as db:
-            db["finetune_checkpoints"].upsert_all(rows, pk=("job_id", "id"))
+            db.table("finetune_checkpoints").upsert_all(rows, pk=("job_id", "id"))
 
 
 def job_checkpoints(store: Store, job_id: str) -> list[CheckpointRecord]:
     with store.db() as db:
-        rows = db["finetune_checkpoints"].rows_where("job_id = ?", [job_id], order_by="step")
+        rows = db.table("finetune_checkpoints").rows_where("job_id = ?", [job_id], order_by="step")
         return [CheckpointRecord(r["id"], r["step"], r["model"], r["created_at"], json.loads(r["metrics"] or "{}"))
                 for r in rows]

@@ -9,6 +9,7 @@ plain answer for the common case of an account (or a server) without fine-tuning
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -89,7 +90,7 @@ class FineTuningAPI:
                hyperparameters: dict | None = None, suffix: str | None = None, seed: int | None = None) -> RemoteJob:
         """Start a supervised job; hyperparameters left out (or None) are the server's "auto"."""
         chosen = {k: v for k, v in (hyperparameters or {}).items() if v is not None}
-        kwargs = {"model": model, "training_file": training_file,
+        kwargs: dict[str, Any] = {"model": model, "training_file": training_file,
                   "method": {"type": "supervised", "supervised": {"hyperparameters": chosen}}}
         if validation_file:
             kwargs["validation_file"] = validation_file

@@ -6,7 +6,7 @@ class serves them; only the base URL and key differ. Only this package imports o
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -50,7 +50,8 @@ class OpenAIProvider:
         # Retries are off: a retried call would hide its latency and cost, and the user decides.
         self.client = openai.OpenAI(
             base_url=config.base_url, api_key=api_key or "no-key-needed", max_retries=0,
-            timeout=httpx.Timeout(config.timeout, connect=min(5.0, config.timeout)),
+            # The SDK's stubs name its vendored httpx2 types; httpx's own Timeout is what it accepts at runtime.
+            timeout=httpx.Timeout(config.timeout, connect=min(5.0, config.timeout)),  # type: ignore[arg-type]
         )
 
     def redact(self, text: str) -> str:
@@ -79,7 +80,8 @@ class OpenAIProvider:
         return sorted(set(listed) | set(self.config.models) | set(self.config.completion_models))
 
     def stream_chat(self, model: str, messages: list[Message], params: SamplingParams, dataset: str | None = None) -> Stream:
-        return self._stream(model, lambda: self.client.chat.completions.create(
+        # to_openai gives plain dicts; the SDK's stubs want its TypedDict message params (the same shape).
+        return self._stream(model, lambda: self.client.chat.completions.create(  # type: ignore[call-overload]
             model=model, messages=to_openai(messages), stream=True,
             stream_options={"include_usage": True}, **params.api_kwargs()))
 
@@ -145,7 +147,7 @@ class OpenAIProvider:
         if isinstance(e, openai.NotFoundError):
             return self._not_found(e, where, model, completions)
         if isinstance(e, openai.RateLimitError):
-            retry_after = _retry_after(e.response)
+            retry_after = _retry_after(e.response)  # type: ignore[arg-type]  # httpx2 in the SDK's stubs
             wait = f"Wait {retry_after:g} s and try again." if retry_after else "Wait a moment and try again."
             return self.error("rate_limit", f"{where} is rate-limiting requests (429). {wait}", 429, retry_after)
         if isinstance(e, openai.APIStatusError):
@@ -208,7 +210,7 @@ def openai_endpoint(environ: dict) -> EndpointConfig | None:
                           api_key_env="OPENAI_API_KEY")
 
 
-def make_provider(config: EndpointConfig, environ: dict | None = None,
+def make_provider(config: EndpointConfig, environ: Mapping[str, str] | None = None,
                   secrets: frozenset[str] | None = None) -> OpenAIProvider:
     """The endpoint's client; `secrets` (default: every key in `environ`) are redacted from its errors."""
     environ = os.environ if environ is None else environ

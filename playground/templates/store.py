@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..chat.personas import Persona
 from ..core.errors import FileProblem, PlaygroundError
@@ -168,8 +169,8 @@ def _insert(db: Database, key: str, content: str, previous: TemplateVersion | No
     diff = "".join(difflib.unified_diff(
         before.splitlines(keepends=True), content.splitlines(keepends=True),
         fromfile=f"{key} v{number - 1}" if previous else "/dev/null", tofile=f"{key} v{number}"))
-    row = {"key": key, "version": number, "content": content, "diff": diff, "created_at": now()}
-    row_id = db["template_versions"].insert(row).last_pk
+    row: dict[str, Any] = {"key": key, "version": number, "content": content, "diff": diff, "created_at": now()}
+    row_id = db.table("template_versions").insert(row).last_pk
     return TemplateVersion(id=row_id, **row)
 
 

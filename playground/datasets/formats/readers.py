@@ -132,7 +132,8 @@ def read_lines(path: Path, lines: set[int], format: str | None = None) -> Iterat
 
 def read_examples(path: Path, format: str | None = None, skip_bad: bool = False) -> tuple[list[Example], list[LineProblem]]:
     """Every example of a small file; raises BadLines (after reading it all) unless skip_bad."""
-    examples, problems = [], []
+    examples: list[Example] = []
+    problems: list[LineProblem] = []
     for parsed in parse_lines(path, format):
         if parsed.example is not None:
             examples.append(parsed.example)
@@ -170,7 +171,7 @@ def _messages(value, key: str, problems: list, roles: Mapping[str, str] | None =
             role, content = item.get(role_key), item.get(content_key)
             if type(role) is str and role in roles and type(content) is str and content.strip():
                 role = roles[role]  # what validating would build:
-                messages.append(_system_message(content) if role == "system" else checked_message(role, content))
+                messages.append(_system_message(content) if role == "system" else checked_message(role, content))  # type: ignore[arg-type]  # a role of `roles`
                 continue
         message = _message(item, f"message {n}" if key in ("messages", "conversations") else f"{key} message {n}",
                            problems, roles, role_key, content_key, allow_weight)

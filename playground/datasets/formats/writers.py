@@ -101,7 +101,7 @@ def write_examples(examples: Iterable[Example], path: Path, format: str, skip_un
 def _message_dicts(messages: list[TrainingMessage], with_weight: bool = False) -> list[dict]:
     out = []
     for m in messages:
-        item = {"role": m.role, "content": m.content}
+        item: dict[str, object] = {"role": m.role, "content": m.content}
         if with_weight and m.weight is not None:
             item["weight"] = m.weight
         out.append(item)

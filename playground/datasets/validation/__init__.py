@@ -352,7 +352,8 @@ class Checker:
             return []
         runs = common_runs((normalize_text(example.user_text()).split()  # rare: only a leaky dataset gets here
                             for _, example in fetch(set(range(len(self))))), set(common))
-        phrases, covered = [], set()
+        phrases: list[tuple[str, ...]] = []
+        covered: set[str] = set()
         for run, _ in sorted(runs.items(), key=lambda item: (-item[1], -len(item[0]), item[0])):
             if not set(run) <= covered:
                 phrases.append(run)

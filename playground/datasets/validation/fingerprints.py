@@ -306,7 +306,7 @@ def bands_of_words(hashes: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
             np.add(first_slots, np.right_shift(h, np.uint64(59), out=scratch).view(np.int64), out=slots)
             slots += s * BINS
             np.minimum.at(values.reshape(-1), slots, np.bitwise_and(h, np.uint64((1 << 59) - 1), out=h))
-        values = _densify(values.reshape(n, SKETCHES, BINS)).reshape(n, BANDS, ROWS)
+        values = _densify(values.reshape(n, SKETCHES, BINS)).reshape(n, BANDS, ROWS)  # type: ignore[assignment]
         bands = _mix((values * _ROW_MULTIPLIERS).sum(axis=2, dtype=np.uint64))
     bands[bands == 0] = 1
     bands[np.bincount(owner, minlength=n) == 0] = 0
