@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from playground.cards import read_card
-from playground.errors import FileProblem
-from playground.format_readers import LINE_LIMIT, read_examples
-from playground.personas import load_persona, load_personas
-from playground.providers import load_providers_file
-from playground.templates import FILE_SIZE_LIMIT, load_template
+from playground.chat.cards import read_card
+from playground.chat.personas import load_personas
+from playground.core.errors import FileProblem
+from playground.core.prompts import FILE_SIZE_LIMIT, load_template
+from playground.datasets.formats.readers import LINE_LIMIT, read_examples
+from playground.providers.openai import load_providers_file
 from tests.test_cards import chunk, png
 from tests.test_cli import run
 

@@ -7,8 +7,19 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import (
-    bot_messages, choose_model, choose_persona, message_box, notice, open_app, open_tab, screenshot,
-    send, send_accepted, user_messages, wait_for_reply, words,
+    bot_messages,
+    choose_model,
+    choose_persona,
+    message_box,
+    notice,
+    open_app,
+    open_tab,
+    screenshot,
+    send,
+    send_accepted,
+    user_messages,
+    wait_for_reply,
+    words,
 )
 
 

@@ -7,7 +7,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
-from playground.finetune_store import list_jobs
+from playground.finetune.store import list_jobs
 from tests.browser import open_app, open_tab, screenshot
 from tests.finetune_fixtures import add_dataset, ft_services, town_examples
 from tests.openai_jobs_server import FakeFineTuning

@@ -7,9 +7,10 @@ import sys
 import pytest
 from gradio_client import Client
 
-from playground.params import SamplingParams
-from playground.providers import EndpointConfig, ProviderError, make_provider
-from playground.redaction import configured_secrets, redact
+from playground.core.params import SamplingParams
+from playground.core.redaction import configured_secrets, redact
+from playground.providers import EndpointConfig, ProviderError
+from playground.providers.openai import make_provider
 from tests.conftest import PROJECT_ROOT, write_providers
 from tests.openai_server import FakeOpenAI
 from tests.test_ui_api import send_args

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from playground import ab
-from playground.chat import ChatSettings, stream_reply
-from playground.conversation import Conversation
-from playground.personas import persona_order
-from playground.processes import is_gone, process_key
-from playground.store import INTERRUPTED, Exchange, Store
+from playground.ab import arena as ab
+from playground.chat.ask import ChatSettings, stream_reply
+from playground.chat.conversation import Conversation
+from playground.chat.personas import persona_order
+from playground.core.processes import is_gone, process_key
+from playground.core.store import INTERRUPTED, Exchange, Store
 from tests.conftest import write_providers
 from tests.test_ui_api import send, send_args, text
 
