@@ -4,7 +4,7 @@ import threading
 import pytest
 from sqlite_utils import Database
 
-from playground.store import Exchange, Store
+from playground.core.store import Exchange, Store
 
 
 @pytest.fixture

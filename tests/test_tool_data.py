@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from playground.cli import main
-from playground.dataset_stats import example_tokens
-from playground.datasets import Example, TrainingMessage
-from playground.format_readers import parse_lines, read_examples
-from playground.format_writers import to_record, unfit_reason, write_examples
-from playground.formats import BadLines
-from playground.validation import validate_file
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.formats import BadLines
+from playground.datasets.formats.readers import parse_lines, read_examples
+from playground.datasets.formats.writers import to_record, unfit_reason, write_examples
+from playground.datasets.stats import example_tokens
+from playground.datasets.validation import validate_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "booking_tools.jsonl"
 RECORDS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
@@ -339,8 +339,8 @@ def test_cli_export_refuses_a_stored_example_whose_call_names_an_unknown_functio
 
 
 def test_the_example_editor_shows_tool_calls_and_saves_them_back(tmp_path):
-    from playground.dataset_store import add_examples, create_dataset, iter_examples, update_example
-    from playground.store import Store
+    from playground.core.store import Store
+    from playground.datasets.store import add_examples, create_dataset, iter_examples, update_example
     from playground.ui.datasets_tab import edited_fields, matches, messages_json
 
     store = Store(tmp_path / "playground.db")
