@@ -62,7 +62,3 @@ class Message(BaseModel):
 def to_openai(messages: list[Message]) -> list[dict]:
     return [m.as_openai() for m in messages]
 
-
-def from_dicts(items: list[dict]) -> list[Message]:
-    return [Message(role=d["role"], content=d["content"], name=d.get("name"), tool_calls=d.get("tool_calls"),
-                    tool_call_id=d.get("tool_call_id")) for d in items]
