@@ -158,3 +158,24 @@ def m006_exchange_status(db: Database) -> None:
     db["exchanges"].create_index(["status"])
     # A conversation reopened from History goes on as a new conversation; this names the one it was opened from.
     db["conversations"].add_column("continued_from", str)
+
+
+@migrations()
+def m007_judge_verdicts(db: Database) -> None:
+    # One row per pair of replies judged by an LLM judge, asked in both orders. contestant_a/b are the two replies
+    # in column order; `first` is the verdict with a shown as A, `second` with b shown as A ([[A]]/[[B]]/[[C]] as
+    # A/B/C, null when the reply had none). winner is a, b, tie, or null when a reply was unparsable.
+    db["judge_verdicts"].create(
+        {
+            "id": int, "round_id": str, "column_a": int, "column_b": int, "contestant_a": str, "contestant_b": str,
+            "judge_model": str, "rubric": str, "rubric_version": str, "first": str, "second": str,
+            "first_reply": str, "second_reply": str, "winner": str, "position_bias": int, "unparsable": int,
+            "answer_a_chars": int, "answer_b_chars": int, "prompt_tokens": int, "completion_tokens": int,
+            "cost_usd": float, "error": str, "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("round_id", "ab_rounds", "id")],
+        not_null={"round_id", "column_a", "column_b", "judge_model", "rubric_version", "created_at"},
+        defaults={"position_bias": 0, "unparsable": 0, "first_reply": "", "second_reply": ""},
+    )
+    db["judge_verdicts"].create_index(["round_id", "judge_model", "rubric_version"])
