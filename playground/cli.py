@@ -9,6 +9,8 @@ from pathlib import Path
 from .dataset_cli import add_dataset_commands
 from .dataset_cli import run as run_dataset
 from .errors import PlaygroundError
+from .eval_cli import add_eval_command
+from .eval_cli import run as run_eval
 from .finetune_cli import add_finetune_commands
 from .finetune_cli import run as run_finetune
 from .serving import add_launch_arguments
@@ -52,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     add_dataset_commands(commands)
     add_finetune_commands(commands)
     add_template_commands(commands)
+    add_eval_command(commands)
     return root
 
 
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset,
                 "persona": import_card_command, "template": run_template,
-                "finetune": run_finetune}[args.command](args)
+                "finetune": run_finetune, "eval": run_eval}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
