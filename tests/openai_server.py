@@ -34,6 +34,8 @@ Judge models (accepted, not listed), for LLM-as-a-judge tests; they read the ans
 * ``judge-always-a`` always prefers the first answer: ``"... [[A]]"``;
 * ``judge-pick-MARKER`` picks the answer containing MARKER (``[[A]]`` or ``[[B]]``), ``[[C]]`` when both or neither do;
 * ``judge-silent`` gives reasons but never a verdict.
+
+``terse`` (accepted, not listed) always answers ``"OK."``: a second model that answers differently from the echo.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ FAULT_MODELS = (
 
 JUDGE_MODELS = ("judge-always-a", "judge-silent")
 JUDGE_PICK = "judge-pick-"
+TERSE = "terse"
 _ANSWER_RE = {slot: re.compile(rf"<answer_{slot}>(.*?)</answer_{slot}>", re.DOTALL) for slot in "ab"}
 
 _TOKENS_RE = re.compile(r"\[tokens=(\d+)\]")
@@ -125,10 +128,12 @@ def _reply_for(user_text: str) -> str:
 
 
 def _is_judge(model: str) -> bool:
-    return model in JUDGE_MODELS or (model.startswith(JUDGE_PICK) and len(model) > len(JUDGE_PICK))
+    return model in JUDGE_MODELS or model == TERSE or (model.startswith(JUDGE_PICK) and len(model) > len(JUDGE_PICK))
 
 
 def _judgement(model: str, user_text: str) -> str:
+    if model == TERSE:
+        return "OK."
     if model == "judge-always-a":
         return "The first answer reads better. [[A]]"
     if model == "judge-silent":
