@@ -199,3 +199,17 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(home, fake_server, tmp_
     assert len(keys) == len(set(keys)) == 124
     report = json.loads(resumed.stdout)
     assert report["rows"] == 31 and report["columns"]["echo"]["judge"]["win_rate"] == 1.0
+
+
+def test_a_dataset_split_and_a_persona(home, fake_server, tmp_path, capsys):
+    from playground.store import Store
+    from tests.finetune_fixtures import add_dataset, town_examples
+
+    add_dataset(Store(home / "playground.db"), "town", town_examples(15))
+    code, out, err = eval_(home, capsys, "dataset:town:validation", "--column", "echo=local:gpt-4o-mini",
+                           "--persona", "Rude Support Agent", "--out", tmp_path / "r.jsonl", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["rows"] == 3 and set(report["columns"]["echo"]["checks"]) == {"exact"}
+    sent = [r["body"]["messages"] for r in fake_server.requests if r["path"].endswith("completions")]
+    assert len(sent) == 3 and all(m[0]["role"] == "system" and "support" in m[0]["content"].lower() for m in sent)
