@@ -74,49 +74,68 @@ def add_eval_command(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .services import PROJECT_ROOT, build_services
-
     try:
-        if args.concurrency < 1:
-            raise BadEvalInput("--concurrency must be 1 or more.")
-        services = build_services(home=args.home, providers_file=args.providers, detect_local=False, discover=False)
-        for problem in services.problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        problems = services.registry.refresh()
-        columns = [parse_column(spec, services, problems) for spec in args.column]
-        _unique([c.label for c in columns])
-        columns = with_persona(columns, args.persona, services.personas)
-        rows = load_rows(args.promptset, services.store)
-        judge = None
-        if args.judge:
-            check_model(args.judge, "--judge", services.registry, problems)
-            if len(columns) < 2:
-                raise BadEvalInput("The judge compares columns: give two or more --column, or leave out --judge.")
-            judge = JudgeSetup(args.judge, load_rubric(args.rubric or PROJECT_ROOT / "templates" / DEFAULT_RUBRIC))
-        thresholds = [parse_threshold(t, columns, rows, judge is not None) for t in args.fail_under]
-        path = args.out or results_path(services.home, f"eval-{Path(args.promptset).stem}", rows, columns)
-        if not args.resume and path.exists() and path.stat().st_size:
-            raise BadEvalInput(f"{path} already holds results: add --resume to continue that run (finished rows are "
-                               "not asked again), or give another --out.")
-        outcome = run_eval(rows, columns, path, services.registry.resolve, services.prices(), judge,
-                           workers=args.concurrency)
+        plan = prepare(args)
+        outcome = run_eval(plan.rows, plan.columns, plan.path, plan.services.registry.resolve,
+                           plan.services.prices(), plan.judge, workers=args.concurrency)
         if never_judged(outcome):
-            raise BadEvalInput(f"The judge {args.judge} gave no verdict in any of its "
-                               f"{plural(2 * len(outcome.judged), 'reply', 'replies')}: the rubric must ask for "
-                               "[[A]], [[B]] or [[C]], and the judge must follow it. Its replies are in "
-                               f"{path}; pick another judge or fix the rubric.")
+            raise BadEvalInput(silent_judge(outcome, plan.path))
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = report(outcome)
-    misses = missed(summary, thresholds)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(describe(outcome, summary, path))
+    misses = missed(summary, plan.thresholds)
+    print(json.dumps(summary) if args.json else describe(outcome, summary, plan.path))
     for line in misses:
         print(f"FAIL {line}", file=sys.stderr)
     return 1 if misses else 0
+
+
+@dataclass
+class Plan:
+    services: object
+    rows: list[PromptRow]
+    columns: list[ColumnConfig]
+    judge: JudgeSetup | None
+    thresholds: list[Threshold]
+    path: Path
+
+
+def prepare(args) -> Plan:
+    """Everything the run needs, each input checked (BadEvalInput) before a request is sent or a file touched."""
+    from .services import PROJECT_ROOT, build_services
+
+    if args.concurrency < 1:
+        raise BadEvalInput("--concurrency must be 1 or more.")
+    services = build_services(home=args.home, providers_file=args.providers, detect_local=False, discover=False)
+    for problem in services.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    problems = services.registry.refresh()
+    columns = [parse_column(spec, services, problems) for spec in args.column]
+    _unique([c.label for c in columns])
+    columns = with_persona(columns, args.persona, services.personas)
+    rows = load_rows(args.promptset, services.store)
+    judge = None
+    if args.judge:
+        check_model(args.judge, "--judge", services.registry, problems)
+        if len(columns) < 2:
+            raise BadEvalInput("The judge compares columns: give two or more --column, or leave out --judge.")
+        judge = JudgeSetup(args.judge, load_rubric(args.rubric or PROJECT_ROOT / "templates" / DEFAULT_RUBRIC))
+    thresholds = [parse_threshold(t, columns, rows, judge is not None) for t in args.fail_under]
+    path = args.out or results_path(services.home, f"eval-{Path(args.promptset).stem}", rows, columns)
+    if not args.resume and path.exists() and path.stat().st_size:
+        raise BadEvalInput(f"{path} already holds results: add --resume to continue that run (finished rows are "
+                           "not asked again), or give another --out.")
+    return Plan(services, rows, columns, judge, thresholds, path)
+
+
+def silent_judge(outcome: EvalOutcome, path: Path) -> str:
+    failed = next((r.error for r in outcome.judge_results if r.error), None)
+    why = (f"its requests failed ({failed})" if failed else "the rubric must ask for [[A]], [[B]] or [[C]], and "
+           "the judge must follow it")
+    return (f"The judge {outcome.judge_model} gave no verdict in any of its "
+            f"{plural(2 * len(outcome.judged), 'reply', 'replies')}: {why}. Its replies are in {path}; pick another "
+            "judge or fix the rubric.")
 
 
 def parse_column(spec: str, services, problems: dict[str, str]) -> ColumnConfig:

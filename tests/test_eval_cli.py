@@ -22,7 +22,7 @@ JUDGES = ["judge-always-a", "judge-silent", "judge-pick-Echo"]  # and "terse", w
 @pytest.fixture
 def home(_home, fake_server, monkeypatch):
     monkeypatch.setenv("LOCAL_KEY", "sk-test")
-    write_providers(_home, fake_server, timeout=5, models=["gpt-4o-mini", "terse", *JUDGES])
+    write_providers(_home, fake_server, timeout=5, models=["gpt-4o-mini", "terse", "fault-401", *JUDGES])
     return _home
 
 
@@ -148,6 +148,9 @@ def test_a_judge_that_never_gives_a_verdict_exits_2(home, tmp_path, capsys):
                            "--out", tmp_path / "r.jsonl", "--json")
     assert code == 2 and out == ""
     assert "judge local:judge-silent gave no verdict in any of its 10 replies" in err and "[[A]]" in err
+    code, out, err = eval_(home, capsys, prompt_set(tmp_path), *columns(), "--judge", "local:fault-401",
+                           "--out", tmp_path / "r2.jsonl", "--json")
+    assert code == 2 and out == "" and "its requests failed" in err and "(401)" in err
 
 
 def test_an_existing_results_file_needs_resume_and_a_resumed_run_asks_nothing_again(home, fake_server, tmp_path,
