@@ -173,10 +173,10 @@ def test_a_reply_without_a_verdict_is_stored_as_unparsable(services, fake_server
     assert (found.rounds, found.unparsable, found.kappa) == (0, 1, None)
 
 
-def test_the_verdicts_table_has_its_columns():
+def test_the_verdicts_table_has_its_columns(tmp_path):
     from playground.store import Store
 
-    store = Store(Path(__import__("tempfile").mkdtemp()) / "p.db")
+    store = Store(tmp_path / "p.db")
     assert set(Database(store.path)["judge_verdicts"].columns_dict) == {
         "id", "round_id", "column_a", "column_b", "contestant_a", "contestant_b", "judge_model", "rubric",
         "rubric_version", "first", "second", "first_reply", "second_reply", "winner", "position_bias", "unparsable",
