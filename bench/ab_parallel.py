@@ -113,15 +113,15 @@ class DomainPaths:
         self.tokens = tokens
 
     def _settings(self, model):
-        from playground.chat import ChatSettings
+        from playground.chat.ask import ChatSettings
 
         settings = ChatSettings.for_persona(self.persona, model)
         settings.params.max_tokens = max(settings.params.max_tokens, self.tokens)
         return settings
 
     def one(self) -> float:
-        from playground.chat import stream_reply
-        from playground.conversation import Conversation
+        from playground.chat.ask import stream_reply
+        from playground.chat.conversation import Conversation
 
         conversation = Conversation()
         conversation.add_user(self.message)
@@ -131,7 +131,7 @@ class DomainPaths:
         return time.monotonic() - started
 
     def two(self) -> float:
-        from playground import ab
+        from playground.ab import arena as ab
 
         arena = ab.prepare(self.services, None, [ab.ArenaColumn(settings=self._settings(m)) for m in MODELS])
         started = time.monotonic()

@@ -4,7 +4,7 @@
 
 A FakeOpenAI server in its own process (bench/fake_provider.py) waits `--latency` seconds before the first
 token of every reply (a short reply follows at once). The same `--rows`-row prompt set runs through one column
-with playground.batch.run_batch twice, each time into a fresh results file: with `--workers` threads, and with
+with playground.ab.batch.run_batch twice, each time into a fresh results file: with `--workers` threads, and with
 one (sequential). Each run is checked for rows lost or done twice, three ways: the results it returns, the lines
 of its results file and the requests the server received (it logs one line per request).
 
@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.chat_latency import API_KEY, Provider  # noqa: E402
-from playground.batch import ColumnConfig, run_batch  # noqa: E402
-from playground.params import SamplingParams  # noqa: E402
-from playground.promptset import PromptRow  # noqa: E402
+from playground.ab.batch import ColumnConfig, run_batch  # noqa: E402
+from playground.ab.promptset import PromptRow  # noqa: E402
+from playground.core.params import SamplingParams  # noqa: E402
 from playground.services import build_services  # noqa: E402
 
 TARGET = 12.0

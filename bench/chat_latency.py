@@ -13,7 +13,7 @@ Paths, run interleaved (the order rotates every repetition), medians over `--rep
   (a) client  the app's /send endpoint through gradio_client: Client(url).submit(..., api_name="/send")
   diagnostic paths that split the difference between (a) and (b) (skip them with --no-breakdown):
   (c) sse     the same /send call over raw HTTP (queue/join + queue/data SSE), no gradio_client
-  (d) domain  playground.chat.stream_reply() called in this process: the app's code without Gradio
+  (d) domain  playground.chat.ask.stream_reply() called in this process: the app's code without Gradio
 
 Per reply: total = start of the call until the stream/job is finished (for the app this includes the
 metrics line and the log written after the last token); TTFT = until the first update whose reply text
@@ -52,8 +52,8 @@ import httpx  # noqa: E402
 import openai  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.utils import apply_diff  # noqa: E402
-from playground.ui.format import text_of  # noqa: E402
 
+from playground.ui.format import text_of  # noqa: E402
 
 # One clock for this process, the app and the fake provider: CLOCK_MONOTONIC is system-wide on Linux.
 now = time.monotonic
@@ -176,7 +176,7 @@ def cpu_seconds(pid: int) -> float | None:
 class Run(dict):
     """One reply on one path: t0, t_first_seen, t_last_seen, t_done (now()), plus the provider's stamps."""
 
-    def finish(self, stamps_entry: dict | None, last_word: str) -> "Run":
+    def finish(self, stamps_entry: dict | None, last_word: str) -> Run:
         t0 = self["t0"]
         self["total"] = self["t_done"] - t0
         self["ttft"] = None if self.get("t_first_seen") is None else self["t_first_seen"] - t0
@@ -370,9 +370,9 @@ class Bench:
 
     # (d)
     def run_domain(self) -> Run:
-        from playground.chat import ChatSettings, stream_reply
-        from playground.conversation import Conversation
-        from playground.params import SamplingParams
+        from playground.chat.ask import ChatSettings, stream_reply
+        from playground.chat.conversation import Conversation
+        from playground.core.params import SamplingParams
 
         if self.domain is None:
             from playground.services import build_services
@@ -568,7 +568,7 @@ def main(argv=None) -> int:
     parser.add_argument("--show-runs", action="store_true", help="print every run's numbers")
     args = parser.parse_args(argv)
 
-    from playground.personas import load_personas
+    from playground.chat.personas import load_personas
 
     personas, _ = load_personas(ROOT / "personas")
     if args.persona not in personas:

@@ -4,7 +4,7 @@
 
 A JSONL file of chat examples (~300 tokens each: a fixed system prompt, a question, a reply of English-like text
 sampled from the project's own texts, every question different) is generated in a temporary folder. The subject
-is `playground.exports.export_file(src, out, "openai-chat")`: one streaming pass that reads and checks every line
+is `playground.datasets.exports.export_file(src, out, "openai-chat")`: one streaming pass that reads and checks every line
 (the reference format checks, duplicates and near-duplicates, token limits, system prompts, order leaks, leaked
 words), counts its tokens for the statistics, and writes it out; the output is kept only without errors.
 
@@ -109,14 +109,14 @@ def floor_reading(path: Path, encode) -> int:
 
 
 def subject(path: Path, out: Path):
-    from playground.exports import export_file
+    from playground.datasets.exports import export_file
 
     return export_file(path, out, "openai-chat", model=MODEL)
 
 
 def child_memory(path: Path, out: Path) -> None:
     """Run in a fresh process: print RSS after warming up (imports, encoding) and the peak after one export."""
-    from playground.exports import export_file
+    from playground.datasets.exports import export_file
 
     warm = out.with_name("warm.jsonl")
     head(path, warm, 50)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(base / "tiktoken"), PLAYGROUND_HOME=str(base / "home"))
         os.environ.update(env)
-        from playground.tokens import encoding, encoding_name
+        from playground.core.tokens import encoding, encoding_name
 
         largest = max([args.examples, *sizes])
         data = base / "data.jsonl"

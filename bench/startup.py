@@ -124,7 +124,7 @@ def importtime_report(base: Path, poll: float, timeout: float, top: int = 15) ->
     print()
     print("Slowest imports of the app (python -X importtime app.py; top-level imports, cumulative ms):")
     top_level = sorted((r for r in rows if r[2] <= 1), key=lambda r: -r[1])[:top]
-    for self_us, cum_us, _, name in top_level:
+    for _self_us, cum_us, _, name in top_level:
         print(f"  {cum_us / 1000:8.1f}  {name}")
     ours = sorted((r for r in rows if r[3].split(".")[0] in ("playground", "app")), key=lambda r: -r[1])[:top]
     if ours:

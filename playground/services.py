@@ -1,18 +1,20 @@
-"""Everything a handler needs, built once at startup and passed in: no module-level state."""
+"""The composition root: builds the Services every handler is given, once at startup; no module-level state."""
 
 import os
 import threading
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from .errors import FileProblem
-from .lookup import LookupProvider
-from .personas import Persona, load_personas
-from .pricing import Price, load_prices
-from .providers import EndpointConfig, load_providers_file, make_provider, openai_endpoint
-from .redaction import configured_secrets
-from .registry import Registry
-from .store import Store
+from .chat.personas import load_personas
+from .chat.services import Services
+from .core.errors import FileProblem
+from .core.redaction import configured_secrets
+from .core.store import Store
+from .finetune.store import fine_tuned_models
+from .providers import EndpointConfig
+from .providers.lookup import LookupProvider
+from .providers.openai import load_providers_file, make_provider, openai_endpoint
+from .providers.registry import Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,24 +22,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def home_dir(environ: dict | None = None) -> Path:
     environ = os.environ if environ is None else environ
     return Path(environ.get("PLAYGROUND_HOME") or Path.cwd() / ".playground")
-
-
-@dataclass
-class Services:
-    store: Store
-    registry: Registry
-    personas: dict[str, Persona]
-    home: Path
-    datasets_dir: Path
-    personas_dir: Path
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def prices_path(self) -> Path:
-        return self.home / "prices.json"
-
-    def prices(self) -> dict[str, Price]:
-        return load_prices(self.prices_path)
 
 
 def build_services(
@@ -65,7 +49,8 @@ def build_services(
         except FileProblem as e:
             problems.append(str(e))
     secrets = configured_secrets(environ, [c.api_key_env for c in configs])  # any endpoint's error may echo any key
-    registry = Registry([make_provider(c, environ, secrets) for c in configs], LookupProvider(store, datasets_dir))
+    registry = Registry([make_provider(c, environ, secrets) for c in configs], LookupProvider(store, datasets_dir),
+                        partial(fine_tuned_models, store))
     personas, persona_problems = load_personas(personas_dir)
     problems += [str(p) for p in persona_problems]
     services = Services(store, registry, personas, home, Path(datasets_dir), Path(personas_dir), problems)

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from playground.dataset_store import add_examples, create_dataset
-from playground.datasets import Example, TrainingMessage
-from playground.services import Services, build_services
-from playground.store import Store
+from playground.chat.services import Services
+from playground.core.store import Store
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.store import add_examples, create_dataset
+from playground.services import build_services
 from tests.conftest import write_providers
 
 SYSTEM = "Answer questions about Brindlecombe in a few words."

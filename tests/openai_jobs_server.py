@@ -106,7 +106,7 @@ class FakeFineTuning(FakeOpenAI):
         self._state = threading.RLock()
         self._counter = itertools.count(1)
 
-    def start(self) -> "FakeFineTuning":
+    def start(self) -> FakeFineTuning:
         super().start()
         # Same server, same thread: only the handler class differs, so every request sees the jobs routes.
         self._httpd.RequestHandlerClass = _JobsHandler

@@ -179,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeOpenAI/1.0"
     disable_nagle_algorithm = True  # small SSE writes must not wait for delayed ACKs
-    server: "_Server"
+    server: _Server
 
     # -- plumbing --------------------------------------------------------------
 
@@ -503,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    fake: "FakeOpenAI"
+    fake: FakeOpenAI
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -554,7 +554,7 @@ class FakeOpenAI:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         if self._httpd is not None:
             return self
         self._stopped.clear()
@@ -587,7 +587,7 @@ class FakeOpenAI:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

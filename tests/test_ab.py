@@ -4,18 +4,19 @@ import time
 
 import pytest
 
-from playground import ab, rating
-from playground.ab import Arena, ArenaColumn, Ballot, ColumnProblem
-from playground.batch import ColumnConfig, run_batch
-from playground.batch_sources import dataset_split_rows, example_row, results_path
-from playground.chat import ChatSettings, Metrics, stream_reply
-from playground.checks import Check
-from playground.conversation import Conversation
-from playground.dataset_store import add_examples, create_dataset
-from playground.datasets import Example
-from playground.splits import split_examples
-from playground.errors import PlaygroundError
-from playground.votes import VoteFilter, load_votes, preference_pairs, round_record
+from playground.ab import arena as ab
+from playground.ab import rating
+from playground.ab.arena import Arena, ArenaColumn, Ballot, ColumnProblem
+from playground.ab.batch import ColumnConfig, run_batch
+from playground.ab.checks import Check
+from playground.ab.sources import dataset_split_rows, example_row, results_path
+from playground.ab.votes import VoteFilter, load_votes, preference_pairs, round_record
+from playground.chat.ask import ChatSettings, Metrics, stream_reply
+from playground.chat.conversation import Conversation
+from playground.core.errors import PlaygroundError
+from playground.datasets.examples import Example
+from playground.datasets.splits import split_examples
+from playground.datasets.store import add_examples, create_dataset
 
 LOC = "Location Extractor"
 MODELS = ["local:gpt-4o-mini", "local:gpt-4o", "local:echo", "local:ft:gpt-4o-mini-2024-07-18:acme::abc123"]
@@ -335,7 +336,7 @@ def test_a_dataset_validation_split_runs_through_every_column_once(services, fak
     path = results_path(services.home, "ferries-validation", rows, columns)
     outcome = run_batch(rows, columns, path, services.registry.resolve, services.prices(), workers=4)
 
-    from playground.dataset_store import load_dataset
+    from playground.datasets.store import load_dataset
     validation = split_examples(load_dataset(services.store, "ferries").examples, "80/20")["validation"]
     assert [r.id for r in rows] == [f"example-{e.id}" for e in validation] and len(rows) == 4
     assert sorted((r.row_id, r.column) for r in outcome.results) == sorted(

@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from playground.dataset_store import iter_examples
-from playground.personas import persona_order
+from playground.chat.personas import persona_order
+from playground.datasets.store import iter_examples
 from tests.browser import SCREENSHOTS, open_app, open_tab, screenshot
 
 SHOTS = "ab"

@@ -8,8 +8,8 @@ import time
 import pytest
 from gradio_client import Client
 
-from playground.dataset_store import iter_examples, list_datasets
-from playground.votes import load_votes, round_record
+from playground.ab.votes import load_votes, round_record
+from playground.datasets.store import iter_examples, list_datasets
 from tests.gradio_outputs import last_set
 
 PERSONA = "Location Extractor"
@@ -215,8 +215,8 @@ def test_a_refused_run_clears_the_previous_runs_tables(client, fake_server, tmp_
 
 
 def test_a_dataset_validation_split_runs_through_both_columns(client, services, fake_server):
-    from playground.dataset_store import add_examples, create_dataset
-    from playground.datasets import Example
+    from playground.datasets.examples import Example
+    from playground.datasets.store import add_examples, create_dataset
 
     create_dataset(services.store, "harbour")
     add_examples(services.store, "harbour", [Example(messages=[

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from playground.cards import read_card
-from playground.errors import FileProblem
-from playground.format_readers import LINE_LIMIT, read_examples
-from playground.personas import load_persona, load_personas
-from playground.providers import load_providers_file
-from playground.templates import FILE_SIZE_LIMIT, load_template
+from playground.chat.cards import read_card
+from playground.chat.personas import load_personas
+from playground.core.errors import FileProblem
+from playground.core.prompts import FILE_SIZE_LIMIT, load_template
+from playground.datasets.formats.readers import LINE_LIMIT, read_examples
+from playground.providers.openai import load_providers_file
 from tests.test_cards import chunk, png
 from tests.test_cli import run
 
@@ -184,7 +184,7 @@ def test_the_cli_reports_a_bad_file_in_one_line_with_exit_code_1(bad_inputs, tmp
 
 def test_the_app_starts_with_bad_persona_and_providers_files_and_lists_each(tmp_path, _home):
     from playground.services import build_services
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
 
     expected = persona_files(tmp_path / "personas")
     _home.mkdir(parents=True, exist_ok=True)
@@ -194,7 +194,7 @@ def test_the_app_starts_with_bad_persona_and_providers_files_and_lists_each(tmp_
     assert list(services.personas) == ["Good"]
 
     demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             **LAUNCH_DEFAULTS)
     try:
         page = json.dumps(httpx.get(url + "config", timeout=30).json())

@@ -11,16 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from playground.batch import (
-    BatchOutcome, ColumnConfig, ResultsFile, ResultsFileProblem, RetryPolicy, export_csv, export_jsonl,
-    read_results, run_batch,
+from playground.ab.batch import (
+    BatchOutcome,
+    ColumnConfig,
+    ResultsFile,
+    ResultsFileProblem,
+    RetryPolicy,
+    export_csv,
+    export_jsonl,
+    read_results,
+    run_batch,
 )
-from playground.errors import PlaygroundError, UnknownModel
-from playground.messages import Message
-from playground.params import SamplingParams
-from playground.pricing import DEFAULT_PRICES, cost_usd
-from playground.promptset import PromptRow
-from playground.providers import EndpointConfig, ProviderError, make_provider
+from playground.ab.promptset import PromptRow
+from playground.core.errors import PlaygroundError, UnknownModel
+from playground.core.messages import Message
+from playground.core.params import SamplingParams
+from playground.core.pricing import DEFAULT_PRICES, cost_usd
+from playground.providers import EndpointConfig, ProviderError
+from playground.providers.openai import make_provider
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.001, max_wait=0.01)
 
@@ -337,10 +345,11 @@ def test_results_export_to_csv_and_jsonl(fake_server, resolve, tmp_path):
 
 KILLED_RUN = """
 import os, sys
-from playground.batch import ColumnConfig, run_batch
-from playground.pricing import DEFAULT_PRICES
-from playground.promptset import PromptRow
-from playground.providers import EndpointConfig, make_provider
+from playground.ab.batch import ColumnConfig, run_batch
+from playground.core.pricing import DEFAULT_PRICES
+from playground.ab.promptset import PromptRow
+from playground.providers import EndpointConfig
+from playground.providers.openai import make_provider
 
 provider = make_provider(EndpointConfig(name="local", base_url=sys.argv[1], api_key_env="K"), {"K": "sk-test"})
 rows = [PromptRow(id=f"r{i}", prompt=f"q{i}") for i in range(30)]

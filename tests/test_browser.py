@@ -7,8 +7,19 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import (
-    bot_messages, choose_model, choose_persona, message_box, notice, open_app, open_tab, screenshot,
-    send, user_messages, wait_for_reply, words,
+    bot_messages,
+    choose_model,
+    choose_persona,
+    message_box,
+    notice,
+    open_app,
+    open_tab,
+    screenshot,
+    send,
+    send_accepted,
+    user_messages,
+    wait_for_reply,
+    words,
 )
 
 
@@ -248,7 +259,7 @@ def test_clear_button_starts_a_new_chat(app, services):
     page.get_by_role("button", name="Clear", exact=True).click()
     expect(user_messages(page)).to_have_count(0)
 
-    send(page, "Second question")
+    send_accepted(page, "Second question")  # the Clear event may still be finishing, and a click then is ignored
     wait_for_reply(page, "Echo: Second question")
     expect(user_messages(page)).to_have_text(["Second question"])
     latest, first = services.store.exchanges()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
+from playground.chat.personas import load_personas
 from playground.cli import main
-from playground.personas import load_personas
 from tests.conftest import write_providers
 
 CARD = Path(__file__).parent / "fixtures" / "cards" / "orla_venn_v2.json"

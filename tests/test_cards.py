@@ -6,10 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from playground.cards import import_card, parse_examples, persona_from_card, read_card, replace_macros, short_description, slugify
-from playground.errors import FileProblem
-from playground.messages import Message
-from playground.personas import Persona, load_persona, load_personas
+from playground.chat.cards import (
+    import_card,
+    parse_examples,
+    persona_from_card,
+    read_card,
+    replace_macros,
+    short_description,
+    slugify,
+)
+from playground.chat.personas import Persona, load_persona, load_personas
+from playground.core.errors import FileProblem
+from playground.core.messages import Message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cards"
 V2_FILE = FIXTURES / "orla_venn_v2.json"

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from playground.chat import ChatSettings, stream_reply
-from playground.conversation import Conversation, Turn
-from playground.errors import MissingVariables, UnknownModel
-from playground.lookup import LookupProvider
-from playground.registry import Registry
+from playground.chat.ask import ChatSettings, stream_reply
+from playground.chat.conversation import Conversation, Turn
+from playground.core.errors import MissingVariables, UnknownModel
+from playground.core.store import Store
+from playground.providers.lookup import LookupProvider
+from playground.providers.registry import Registry
 from playground.services import build_services
-from playground.store import Store
 from tests.conftest import write_providers
 
 BRACK = "Professor Ignatia Brack"
@@ -400,8 +400,8 @@ def write_dataset(path, pairs):
 
 
 def lookup_answer(lookup, question):
-    from playground.messages import Message
-    from playground.params import SamplingParams
+    from playground.core.messages import Message
+    from playground.core.params import SamplingParams
 
     return "".join(lookup.stream_chat("lookup", [Message(role="user", content=question)], SamplingParams(),
                                       "tiny.jsonl"))

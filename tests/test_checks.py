@@ -5,9 +5,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from playground.checks import Check, parse_groups, run_check
-from playground.errors import FileProblem
-from playground.promptset import BadPromptSet, iter_prompt_rows, load_prompt_set, parse_prompt_set
+from playground.ab.checks import Check, parse_groups, run_check
+from playground.ab.promptset import BadPromptSet, iter_prompt_rows, load_prompt_set, parse_prompt_set
+from playground.core.errors import FileProblem
 
 PUZZLE = [["bass", "flounder", "salmon", "trout"], ["ant", "drill", "island", "opal"],
           ["are", "why", "you", "queue"], ["beam", "fire", "ring", "well"]]

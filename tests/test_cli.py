@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.store import Exchange, Store
+from playground.core.store import Exchange, Store
 from tests.conftest import write_providers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,8 +151,8 @@ def test_logs_as_text(tmp_path):
 
 
 def test_the_api_key_never_reaches_the_log(tmp_path, fake_server):
-    from playground.chat import ChatSettings, stream_reply
-    from playground.conversation import Conversation
+    from playground.chat.ask import ChatSettings, stream_reply
+    from playground.chat.conversation import Conversation
     from playground.services import build_services
 
     fake_server.api_key = SECRET

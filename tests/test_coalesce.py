@@ -1,11 +1,11 @@
-"""playground.coalesce: the first item at once, then at most one per interval, the last always; nothing lost."""
+"""playground.core.coalesce: the first item at once, then at most one per interval, the last always; nothing lost."""
 
 import threading
 import time
 
 import pytest
 
-from playground.coalesce import coalesce
+from playground.core.coalesce import coalesce
 
 
 def growing(words: int, pace: float = 0.0, log: list | None = None):

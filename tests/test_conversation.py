@@ -1,7 +1,7 @@
 import pytest
 
-from playground.conversation import Conversation, Turn
-from playground.messages import Message
+from playground.chat.conversation import Conversation, Turn
+from playground.core.messages import Message
 
 
 def shape(conversation: Conversation) -> list[tuple[str, str]]:

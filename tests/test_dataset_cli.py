@@ -4,10 +4,10 @@ import json
 import pytest
 
 from playground.cli import main
-from playground.dataset_cli import add_dataset_commands
-from playground.dataset_store import add_examples, get_dataset, iter_examples, list_datasets, update_example
-from playground.datasets import Example, TrainingMessage
-from playground.store import Store
+from playground.cli.datasets import add_dataset_commands
+from playground.core.store import Store
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.store import add_examples, get_dataset, iter_examples, list_datasets, update_example
 
 SYSTEM = "Answer questions about Brindlecombe in a few words."
 QUESTIONS = ["Who founded it?", "What river is it on?", "How old is the mill?", "Where is the chapel?",

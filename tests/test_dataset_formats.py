@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from playground.dataset_store import import_file, iter_examples, list_datasets
-from playground.datasets import Example, Source, TrainingMessage
-from playground.errors import FileProblem
-from playground.format_readers import parse_lines, read_examples
-from playground.format_writers import to_record, unfit_reason, write_examples
-from playground.formats import FORMATS, BadLines, UnfitExamples, detect_format
-from playground.store import Store
-from playground.tokens import count_text
+from playground.core.errors import FileProblem
+from playground.core.store import Store
+from playground.core.tokens import count_text
+from playground.datasets.examples import Example, Source, TrainingMessage
+from playground.datasets.formats import FORMATS, BadLines, UnfitExamples, detect_format
+from playground.datasets.formats.readers import parse_lines, read_examples
+from playground.datasets.formats.writers import to_record, unfit_reason, write_examples
+from playground.datasets.store import import_file, iter_examples, list_datasets
 
 SYSTEM = {"role": "system", "content": "Answer in one short sentence."}
 GOOD = {"messages": [SYSTEM, {"role": "user", "content": "Where is Brindlecombe?"},

@@ -1,13 +1,19 @@
 import pytest
 
-from playground.dataset_stats import (
-    TRAINING_PRICES, billed_tokens, context_limit, dataset_stats, default_epochs, example_tokens, training_costs,
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.formats.writers import write_examples
+from playground.datasets.splits import EmptySplit, InvalidRatios, parse_ratios, split_examples, split_sizes
+from playground.datasets.stats import (
+    TRAINING_PRICES,
+    billed_tokens,
+    context_limit,
+    dataset_stats,
+    default_epochs,
+    example_tokens,
+    training_costs,
     training_price,
 )
-from playground.datasets import Example, TrainingMessage
-from playground.format_writers import write_examples
-from playground.splits import EmptySplit, InvalidRatios, parse_ratios, split_examples, split_sizes
-from playground.validation import validate_splits
+from playground.datasets.validation import validate_splits
 
 
 def chat(user: str, answer: str, id: int | None = None, excluded: bool = False) -> Example:

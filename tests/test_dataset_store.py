@@ -2,14 +2,30 @@ import json
 
 import pytest
 
-from playground.dataset_store import (
-    DatasetExists, DatasetNotFound, ExampleNotFound, InvalidExample, InvalidName, add_examples, add_new_examples, create_dataset,
-    delete_dataset, delete_examples, get_dataset, get_example, import_file, iter_examples, list_datasets,
-    load_dataset, rename_dataset, undo_delete, update_example,
+from playground.core.store import Store
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.stats import example_tokens
+from playground.datasets.store import (
+    DatasetExists,
+    DatasetNotFound,
+    ExampleNotFound,
+    InvalidExample,
+    InvalidName,
+    add_examples,
+    add_new_examples,
+    create_dataset,
+    delete_dataset,
+    delete_examples,
+    get_dataset,
+    get_example,
+    import_file,
+    iter_examples,
+    list_datasets,
+    load_dataset,
+    rename_dataset,
+    undo_delete,
+    update_example,
 )
-from playground.dataset_stats import example_tokens
-from playground.datasets import Example, TrainingMessage
-from playground.store import Store
 
 
 @pytest.fixture

@@ -8,17 +8,23 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from playground.dataset_stats import example_tokens
-from playground.datasets import Example, TrainingMessage
-from playground.duplicates import duplicate_links, normalize_text, word_bytes, word_set
-from playground.exports import export_file
-from playground.fingerprints import (
-    BATCH, DuplicateIndex, band_hashes, byte_powers, word_hashes, word_set_of, words_text,
+from playground.core.tokens import count_messages
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.exports import export_file
+from playground.datasets.formats.readers import parse_lines
+from playground.datasets.stats import example_tokens
+from playground.datasets.validation import check_file, validate_examples
+from playground.datasets.validation.duplicates import duplicate_links, normalize_text, word_bytes, word_set
+from playground.datasets.validation.fingerprints import (
+    BATCH,
+    DuplicateIndex,
+    band_hashes,
+    byte_powers,
+    word_hashes,
+    word_set_of,
+    words_text,
 )
-from playground.format_readers import parse_lines
-from playground.tokens import count_messages
-from playground.user_words import UserWordCounts, word_keys
-from playground.validation import check_file, validate_examples
+from playground.datasets.validation.user_words import UserWordCounts, word_keys
 
 SYSTEM = "Answer questions about Brindlecombe in a few words."
 

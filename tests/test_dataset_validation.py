@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from playground.datasets import Example, TrainingMessage
-from playground.answer_order import answer_items, input_order_share
-from playground.validation import Finding, has_errors, validate_examples, validate_file, validate_splits
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.validation import Finding, has_errors, validate_examples, validate_file, validate_splits
+from playground.datasets.validation.answer_order import answer_items, input_order_share
 
 SYSTEM = "Group the 16 words into 4 groups of 4 and name each group."
 

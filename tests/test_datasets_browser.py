@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from playground.dataset_store import add_examples, create_dataset, get_dataset, iter_examples, list_datasets
-from playground.datasets import Example
+from playground.datasets.examples import Example
+from playground.datasets.store import add_examples, create_dataset, get_dataset, iter_examples, list_datasets
 from tests.browser import choose_model, choose_persona, open_app, open_tab, screenshot, send, wait_for_reply
 
 BRACK = "Professor Ignatia Brack"

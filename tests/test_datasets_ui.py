@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from playground.dataset_store import add_examples, create_dataset, get_dataset, iter_examples
-from playground.datasets import Example, TrainingMessage
+from playground.datasets.examples import Example, TrainingMessage
+from playground.datasets.store import add_examples, create_dataset, get_dataset, iter_examples
 from tests.test_ui_api import send_args
 
 BRACK = "Professor Ignatia Brack"

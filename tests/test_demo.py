@@ -7,11 +7,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from playground.demo import DemoChat, DemoSettings, MessageTooLong, demo_settings, visitor
-from playground.errors import PlaygroundError
-from playground.conversation import Conversation
-from playground.ratelimit import RateLimited, RateLimiter
-from playground.tokens import count_messages
+from playground.chat.conversation import Conversation
+from playground.core.errors import PlaygroundError
+from playground.core.tokens import count_messages
+from playground.sharing.demo import DemoChat, DemoSettings, MessageTooLong, demo_settings, visitor
+from playground.sharing.ratelimit import RateLimited, RateLimiter
 from playground.ui.demo_app import FAILED_REPLY
 from tests.gradio_outputs import last_set
 
@@ -135,7 +135,7 @@ def test_a_message_over_the_character_cap_is_refused_saying_the_cap(services):
 
 def test_a_prompt_over_the_token_cap_is_refused_saying_the_cap(services):
     # The prompt is the persona's system prompt and examples plus the chat: a short message can still be too much.
-    from playground.chat import build_request
+    from playground.chat.ask import build_request
 
     settings = guard(services).chat_settings(PROFESSOR, MODEL)
     conversation = asking("How does the lamp work?")

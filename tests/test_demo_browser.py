@@ -3,9 +3,18 @@
 import pytest
 from playwright.sync_api import expect
 
-from playground.demo import DemoSettings
-from tests.browser import (bot_messages, click_until, message_box, notice, open_app, screenshot, send, send_accepted,
-                           user_messages)
+from playground.sharing.demo import DemoSettings
+from tests.browser import (
+    bot_messages,
+    click_until,
+    message_box,
+    notice,
+    open_app,
+    screenshot,
+    send,
+    send_accepted,
+    user_messages,
+)
 
 PROFESSOR = "Professor Ignatia Brack"
 RUDE = "Rude Support Agent"

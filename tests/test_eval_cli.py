@@ -205,7 +205,7 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(home, fake_server, tmp_
 
 
 def test_a_dataset_split_and_a_persona(home, fake_server, tmp_path, capsys):
-    from playground.store import Store
+    from playground.core.store import Store
     from tests.finetune_fixtures import add_dataset, town_examples
 
     add_dataset(Store(home / "playground.db"), "town", town_examples(15))

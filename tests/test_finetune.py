@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from playground import finetune
-from playground.errors import PlaygroundError
-from playground.finetune import FineTuneSettings, NotReady, parse_result_csv
-from playground.finetune_store import MetricPoint, get_job, list_jobs
-from playground.messages import Message
-from playground.params import SamplingParams
+from playground.core.errors import PlaygroundError
+from playground.core.messages import Message
+from playground.core.params import SamplingParams
+from playground.finetune import jobs as finetune
+from playground.finetune.jobs import FineTuneSettings, NotReady, parse_result_csv
+from playground.finetune.store import MetricPoint, get_job, list_jobs
 from playground.providers import ProviderError
 from playground.services import build_services
 from tests.finetune_fixtures import add_dataset, ft_services, town_examples

@@ -7,7 +7,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
-from playground.finetune_store import list_jobs
+from playground.finetune.store import list_jobs
 from tests.browser import open_app, open_tab, screenshot
 from tests.finetune_fixtures import add_dataset, ft_services, town_examples
 from tests.openai_jobs_server import FakeFineTuning
@@ -160,12 +160,12 @@ def test_no_access_notice_in_the_tab(browser, ft_app, server):
 @pytest.fixture
 def chat_only_app(tmp_path, fake_server):
     """The app whose one endpoint is the plain chat server: no fine-tuning routes at all."""
-    from playground.ui.app import build_app, launch_options
+    from playground.ui.app import build_app, launch, launch_options
 
     services = ft_services(tmp_path / "home", fake_server)
     add_dataset(services.store, "town", town_examples(15))
     app = build_app(services)
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
+    _, url, _ = launch(app, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(services))
     yield url, services
     app.close()
 

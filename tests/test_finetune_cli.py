@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from playground.cli import main
-from playground.store import Store
+from playground.core.store import Store
 from tests.conftest import write_providers
 from tests.finetune_fixtures import add_dataset, town_examples
 from tests.openai_jobs_server import FakeFineTuning

@@ -3,14 +3,23 @@ import time
 
 import pytest
 
-from playground.dataset_store import iter_examples, list_datasets
-from playground.errors import MissingVariables, PlaygroundError
-from playground.generation import (
-    DECLINE_TAG, QA, Chunk, Pair, Provenance, add_to_dataset, chunk_folder, chunk_text, generate, parse_pairs,
+from playground.core.errors import MissingVariables, PlaygroundError
+from playground.core.prompts import Template
+from playground.core.tokens import count_text
+from playground.datasets.store import iter_examples, list_datasets
+from playground.templates.generation import (
+    DECLINE_TAG,
+    QA,
+    Chunk,
+    Pair,
+    Provenance,
+    add_to_dataset,
+    chunk_folder,
+    chunk_text,
+    generate,
+    parse_pairs,
     to_example,
 )
-from playground.templates import Template
-from playground.tokens import count_text
 
 MODEL = "gpt-4o-mini"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.personas import Persona, load_persona, load_personas
+from playground.chat.personas import Persona, load_persona, load_personas
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONAS_DIR = ROOT / "personas"

@@ -2,9 +2,9 @@
 
 import pytest
 
-from playground.checks import Check, run_check
-from playground.plural import plural
-from playground.promptset import BadPromptSet, parse_prompt_set
+from playground.ab.checks import Check, run_check
+from playground.ab.promptset import BadPromptSet, parse_prompt_set
+from playground.core.plural import plural
 
 
 @pytest.mark.parametrize("n, noun, many, expected", [

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from playground.errors import FileProblem
-from playground.pricing import DEFAULT_PRICES, Price, cost_usd, load_prices, price_for, save_prices
+from playground.core.errors import FileProblem
+from playground.core.pricing import DEFAULT_PRICES, Price, cost_usd, load_prices, price_for, save_prices
 
 
 @pytest.mark.parametrize("model, expected", [

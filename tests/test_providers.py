@@ -4,9 +4,10 @@ import socket
 
 import pytest
 
-from playground.messages import Message
-from playground.params import SamplingParams
-from playground.providers import EndpointConfig, ProviderError, make_provider, probe_local_servers
+from playground.core.messages import Message
+from playground.core.params import SamplingParams
+from playground.providers import EndpointConfig, ProviderError
+from playground.providers.openai import make_provider, probe_local_servers
 
 KEY = "sk-test"
 HI = [Message(role="user", content="hi")]

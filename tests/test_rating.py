@@ -4,8 +4,16 @@ import math
 
 import pytest
 
-from playground.rating import (
-    BASE_SCORE, BadVote, Vote, fit_scores, intervals, leaderboard, vote_counts, votes_from_pick, win_rates,
+from playground.ab.rating import (
+    BASE_SCORE,
+    BadVote,
+    Vote,
+    fit_scores,
+    intervals,
+    leaderboard,
+    vote_counts,
+    votes_from_pick,
+    win_rates,
 )
 
 

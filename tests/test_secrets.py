@@ -7,9 +7,10 @@ import sys
 import pytest
 from gradio_client import Client
 
-from playground.params import SamplingParams
-from playground.providers import EndpointConfig, ProviderError, make_provider
-from playground.redaction import configured_secrets, redact
+from playground.core.params import SamplingParams
+from playground.core.redaction import configured_secrets, redact
+from playground.providers import EndpointConfig, ProviderError
+from playground.providers.openai import make_provider
 from tests.conftest import PROJECT_ROOT, write_providers
 from tests.openai_server import FakeOpenAI
 from tests.test_ui_api import send_args
@@ -114,14 +115,14 @@ def test_a_fine_tuning_jobs_error_and_events_that_echo_the_key_come_back_without
 @pytest.fixture
 def echo_app(_home, echoing_server):
     from playground.services import build_services
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
 
     write_providers(_home, echoing_server, timeout=5, models=["gpt-4o-mini", "fault-echo-auth",
                                                                "fault-echo-auth-stream"])
     services = build_services(home=_home, personas_dir=PROJECT_ROOT / "personas", environ={"LOCAL_KEY": KEY},
                               detect_local=False, discover=False)
     demo = build_app(services)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             **LAUNCH_DEFAULTS)
     yield url, services
     demo.close()

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from playground import ab
-from playground.chat import ChatSettings, stream_reply
-from playground.conversation import Conversation
-from playground.personas import persona_order
-from playground.processes import is_gone, process_key
-from playground.store import INTERRUPTED, Exchange, Store
+from playground.ab import arena as ab
+from playground.chat.ask import ChatSettings, stream_reply
+from playground.chat.conversation import Conversation
+from playground.chat.personas import persona_order
+from playground.core.processes import is_gone, process_key
+from playground.core.store import INTERRUPTED, Exchange, Store
 from tests.conftest import write_providers
 from tests.test_ui_api import send, send_args, text
 
@@ -78,7 +78,8 @@ def test_ten_sessions_of_five_turns_at_once_keep_every_turn_in_its_own_conversat
 
     def chat(session: int) -> None:
         try:
-            client = Client(app_url, verbose=False)
+            # Ten clients at once on a busy machine: give a slow answer time rather than httpx's 5 s default.
+            client = Client(app_url, verbose=False, httpx_kwargs={"timeout": 60})
             for turn in range(turns):
                 chat, _, notice = send(client, f"session {session} turn {turn}")
                 assert notice == "" and len(chat) == 2 * (turn + 1), (notice, chat)
@@ -331,14 +332,14 @@ def test_a_page_opened_once_the_model_lists_are_in_starts_on_served_models(brows
     from playwright.sync_api import expect
 
     from playground.services import build_services
-    from playground.ui.app import LAUNCH_DEFAULTS, build_app
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
     from tests.browser import open_app, open_tab
 
     write_providers(_home, fake_server)
     services = build_services(home=_home, environ={"LOCAL_KEY": "sk-test"}, detect_local=False, discover=False)
     demo = build_app(services)  # built before any model list came back: the pickers were built on lookup
     services.registry.refresh()  # then the lists arrive, as they do from the background thread at startup
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
     try:
         page, foreign = open_app(browser, url)
         expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile(r"^gpt-4o-mini\b"))

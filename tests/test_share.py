@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
-from playground.serving import LaunchRefused, check_share, logins, parse_login
+from playground.sharing.serving import LaunchRefused, check_share, logins, parse_login
 from tests.conftest import write_providers
 
 ROOT = Path(__file__).resolve().parent.parent

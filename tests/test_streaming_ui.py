@@ -7,7 +7,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from playground.coalesce import UPDATE_INTERVAL_S
+from playground.core.coalesce import UPDATE_INTERVAL_S
 from tests.test_ab_ui import column_args, replies
 from tests.test_ui_api import METRICS, send_args, text
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from playground.cli import main
-from playground.tokens import count_messages, count_text
-from playground.messages import Message
+from playground.core.messages import Message
+from playground.core.tokens import count_messages, count_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,17 +3,29 @@ from pathlib import Path
 
 import pytest
 
-from playground.chat import build_request
-from playground.errors import FileProblem, MissingVariables
-from playground.messages import Message
-from playground.personas import Persona
-from playground.pricing import DEFAULT_PRICES
-from playground.template_render import (
-    NotPairs, add_pair, fill_known, first_row_of_pair, move_pair, pair_of, parse_template, preview, remove_last_pair,
-    run_inputs, shots, values_for, with_messages, zero_shot,
+from playground.chat.ask import build_request
+from playground.chat.personas import Persona
+from playground.core.errors import FileProblem, MissingVariables
+from playground.core.messages import Message
+from playground.core.pricing import DEFAULT_PRICES
+from playground.core.prompts import Template, load_template
+from playground.core.tokens import count_messages, count_text
+from playground.templates.render import (
+    NotPairs,
+    add_pair,
+    fill_known,
+    first_row_of_pair,
+    move_pair,
+    pair_of,
+    parse_template,
+    preview,
+    remove_last_pair,
+    run_inputs,
+    shots,
+    values_for,
+    with_messages,
+    zero_shot,
 )
-from playground.templates import Template, load_template
-from playground.tokens import count_messages, count_text
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

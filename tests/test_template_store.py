@@ -3,10 +3,19 @@ import json
 import pytest
 from sqlite_utils import Database
 
-from playground.errors import FileProblem
-from playground.store import Store
-from playground.template_store import (
-    BadKey, TemplateExists, TemplateFiles, VersionNotFound, canonical, get_version, key_for, restore, save, snapshot,
+from playground.core.errors import FileProblem
+from playground.core.store import Store
+from playground.templates.store import (
+    BadKey,
+    TemplateExists,
+    TemplateFiles,
+    VersionNotFound,
+    canonical,
+    get_version,
+    key_for,
+    restore,
+    save,
+    snapshot,
     versions,
 )
 

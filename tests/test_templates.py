@@ -3,10 +3,19 @@ from pathlib import Path
 
 import pytest
 
-from playground.errors import FileProblem, MissingVariables
-from playground.messages import Message
-from playground.params import SamplingParams
-from playground.templates import PromptFormat, Template, fill, fill_messages, load_template, parse_model_file, render_prompt, variables_in
+from playground.core.errors import FileProblem, MissingVariables
+from playground.core.messages import Message
+from playground.core.params import SamplingParams
+from playground.core.prompts import (
+    PromptFormat,
+    Template,
+    fill,
+    fill_messages,
+    load_template,
+    parse_model_file,
+    render_prompt,
+    variables_in,
+)
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "template.json") -> Path:

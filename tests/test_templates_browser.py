@@ -7,7 +7,7 @@ import pytest
 from gradio_client import Client
 from playwright.sync_api import Page, expect
 
-from playground.dataset_store import iter_examples
+from playground.datasets.store import iter_examples
 from tests.browser import SCREENSHOTS, choose_persona, open_app, open_tab
 from tests.test_templates_ui import OUTPUTS
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from gradio_client import Client
 
-from playground.dataset_store import iter_examples
+from playground.datasets.store import iter_examples
 
 OUTPUTS = ["messages", "raw", "variables", "preview", "summary", "status", "file", "model", "versions", "version",
            "diff", "reply"]

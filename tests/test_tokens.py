@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from playground import tokens
-from playground.messages import Message
+from playground.core import tokens
+from playground.core.messages import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
@@ -52,8 +52,8 @@ def test_cache_names_are_what_tiktoken_looks_for(name):
 OFFLINE_SCRIPT = """
 import json, sys
 import tiktoken
-from playground.messages import Message
-from playground.tokens import count_messages, count_text
+from playground.core.messages import Message
+from playground.core.tokens import count_messages, count_text
 out = {
     "gpt-4o": count_text("hello world", "gpt-4o"),
     "gpt-3.5-turbo": count_text("hello world", "gpt-3.5-turbo"),
@@ -159,7 +159,7 @@ def tiny_tokenizer(path):
 
 
 def test_an_open_models_tokenizer_counts_from_a_local_tokenizer_json(tmp_path):
-    from playground.tokens import count_text, encoding_name, model_label, tokenizer_ref
+    from playground.core.tokens import count_text, encoding_name, model_label, tokenizer_ref
 
     ref = tokenizer_ref(tiny_tokenizer(tmp_path / "tok" / "tokenizer.json"))
     assert ref.startswith("tokenizer:") and encoding_name(ref) == (ref, True)
@@ -171,7 +171,7 @@ def test_an_open_models_tokenizer_counts_from_a_local_tokenizer_json(tmp_path):
 
 
 def test_a_hugging_face_cache_folder_gives_its_newest_snapshot(tmp_path):
-    from playground.tokens import model_label, tokenizer_ref
+    from playground.core.tokens import model_label, tokenizer_ref
 
     folder = tmp_path / "hub" / "models--acme--tiny-llama"
     tiny_tokenizer(folder / "snapshots" / "0a1b2c" / "tokenizer.json")
@@ -186,17 +186,17 @@ def test_a_hugging_face_cache_folder_gives_its_newest_snapshot(tmp_path):
     (lambda p: p.joinpath("bad.json").write_text("{}") and p / "bad.json", "is not a Hugging Face tokenizer file"),
 ])
 def test_a_missing_or_bad_tokenizer_is_refused_saying_what_to_give(tmp_path, make, message):
-    from playground.tokens import TokenizerNotFound, tokenizer_ref
+    from playground.core.tokens import TokenizerNotFound, tokenizer_ref
 
     with pytest.raises(TokenizerNotFound, match=message):
         tokenizer_ref(make(tmp_path))
 
 
 def test_validation_and_stats_count_with_the_tokenizer_against_the_given_context(tmp_path):
-    from playground.dataset_stats import dataset_stats
-    from playground.datasets import Example
-    from playground.tokens import tokenizer_ref
-    from playground.validation import validate_examples
+    from playground.core.tokens import tokenizer_ref
+    from playground.datasets.examples import Example
+    from playground.datasets.stats import dataset_stats
+    from playground.datasets.validation import validate_examples
 
     ref = tokenizer_ref(tiny_tokenizer(tmp_path / "models--acme--tiny" / "tokenizer.json"))
     examples = [Example(messages=[{"role": "system", "content": "Be brief."},

@@ -2,14 +2,18 @@
 
 import pytest
 
-from playground.chat import ChatSettings, stream_reply
-from playground.conversation import Conversation
-from playground.dataset_store import add_examples, create_dataset, iter_examples
-from playground.transcripts import (
-    ConversionError, ConversionOptions, example_from_conversation, example_from_exchanges, log_facets,
+from playground.chat.ask import ChatSettings, stream_reply
+from playground.chat.conversation import Conversation
+from playground.datasets.store import add_examples, create_dataset, iter_examples
+from playground.datasets.transcripts import (
+    ConversionError,
+    ConversionOptions,
+    example_from_conversation,
+    example_from_exchanges,
+    log_facets,
     logged_exchanges,
 )
-from playground.validation import validate_examples
+from playground.datasets.validation import validate_examples
 
 BRACK = "Professor Ignatia Brack"  # greeting, speaker "Tobin", two seed exchanges, {{lab_name}}, a deploy prompt
 RATER = "Review Sentiment Rater"

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from contextlib import closing
 
-from playground.store import Store
+from playground.core.store import Store
 from tests.conftest import PROJECT_ROOT, write_providers
 
 SESSIONS, TURNS = 10, 2
@@ -17,9 +17,9 @@ SESSIONS, TURNS = 10, 2
 VISITORS = textwrap.dedent("""
     import sys, threading
     from pathlib import Path
-    from playground.chat import ChatSettings, stream_reply
-    from playground.coalesce import coalesce
-    from playground.conversation import Conversation
+    from playground.chat.ask import ChatSettings, stream_reply
+    from playground.core.coalesce import coalesce
+    from playground.chat.conversation import Conversation
     from playground.services import build_services
 
     home, personas, label, sessions, turns = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *map(int, sys.argv[4:6])

@@ -4,16 +4,16 @@ import json
 
 import pytest
 
-from playground import ab
-from playground.ab import Arena, ArenaColumn, Ballot
-from playground.chat import ChatSettings
+from playground.ab import arena as ab
+from playground.ab.arena import Arena, ArenaColumn, Ballot
+from playground.ab.to_dataset import add_vote_pairs
+from playground.ab.votes import VoteFilter, preference_pairs
+from playground.chat.ask import ChatSettings
 from playground.cli import main
-from playground.dataset_store import get_dataset, import_file, iter_examples, list_datasets
-from playground.errors import PlaygroundError
-from playground.exports import export_dataset
-from playground.transcripts import ConversionOptions
-from playground.vote_datasets import add_vote_pairs
-from playground.votes import VoteFilter, preference_pairs
+from playground.core.errors import PlaygroundError
+from playground.datasets.exports import export_dataset
+from playground.datasets.store import get_dataset, import_file, iter_examples, list_datasets
+from playground.datasets.transcripts import ConversionOptions
 
 BRACK = "Professor Ignatia Brack"
 LOC = "Location Extractor"

@@ -5,13 +5,23 @@ from datetime import date
 import pytest
 from sqlite_utils import Database
 
-from playground.errors import PlaygroundError
-from playground.rating import Vote, leaderboard
-from playground.store import Exchange, Store
-from playground.votes import (
-    AlreadyVoted, ReplyRecord, RoundRecord, VoteFilter, VoteRecord, for_rating, load_votes, pairwise,
-    preference_pairs, round_record, save_round, save_vote,
+from playground.ab.rating import Vote, leaderboard
+from playground.ab.votes import (
+    AlreadyVoted,
+    ReplyRecord,
+    RoundRecord,
+    VoteFilter,
+    VoteRecord,
+    for_rating,
+    load_votes,
+    pairwise,
+    preference_pairs,
+    round_record,
+    save_round,
+    save_vote,
 )
+from playground.core.errors import PlaygroundError
+from playground.core.store import Exchange, Store
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from playground.demo import DemoSettings
+from playground.sharing.demo import DemoSettings
 
 PROFESSOR = "Professor Ignatia Brack"
 RUDE = "Rude Support Agent"

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from playground.demo import DemoSettings
+from playground.sharing.demo import DemoSettings
 from tests.browser import bot_messages, message_box, open_app, send
 from tests.test_web_guard import LOGINS, launch
 

@@ -1,4 +1,4 @@
-"""The fine-tuning API of an OpenAI-compatible endpoint, through the same Provider's `openai` client.
+"""The fine-tuning API of an OpenAI-compatible endpoint, through the same provider's `openai` client.
 
 Files are uploaded with purpose "fine-tune"; jobs are created, read, listed and cancelled; their events,
 checkpoints and result file (a CSV of per-step metrics) are read back. SDK objects are turned into plain
@@ -9,14 +9,15 @@ plain answer for the common case of an account (or a server) without fine-tuning
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
 
-from . import Provider, ProviderError, _server_message
+from . import ProviderError
+from .openai import OpenAIProvider, _server_message
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-STATUSES = ("validating_files", "queued", "running", *TERMINAL_STATUSES)
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 NO_ACCESS_ADVICE = ("this account has no fine-tuning access (OpenAI's self-serve fine-tuning is closing to new users): "
@@ -72,7 +73,7 @@ class RemoteCheckpoint:
 class FineTuningAPI:
     """One endpoint's fine-tuning calls. Every method raises ProviderError, never an SDK error."""
 
-    def __init__(self, provider: Provider):
+    def __init__(self, provider: OpenAIProvider):
         self.provider = provider
         self.client = provider.client
 
@@ -89,7 +90,7 @@ class FineTuningAPI:
                hyperparameters: dict | None = None, suffix: str | None = None, seed: int | None = None) -> RemoteJob:
         """Start a supervised job; hyperparameters left out (or None) are the server's "auto"."""
         chosen = {k: v for k, v in (hyperparameters or {}).items() if v is not None}
-        kwargs = {"model": model, "training_file": training_file,
+        kwargs: dict[str, Any] = {"model": model, "training_file": training_file,
                   "method": {"type": "supervised", "supervised": {"hyperparameters": chosen}}}
         if validation_file:
             kwargs["validation_file"] = validation_file

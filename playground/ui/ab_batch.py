@@ -7,15 +7,16 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import ab
-from ..batch import BatchOutcome, ColumnConfig, ColumnSummary, RowResult, export_csv, export_jsonl, run_batch
-from ..batch_sources import dataset_split_rows, prompt_set_rows, results_path
-from ..checks import Check
-from ..dataset_store import list_datasets
-from ..errors import PlaygroundError
-from ..plural import plural
-from ..promptset import PromptRow
-from ..services import Services
+from ..ab import arena as ab
+from ..ab.batch import BatchOutcome, ColumnConfig, ColumnSummary, RowResult, export_csv, export_jsonl, run_batch
+from ..ab.checks import Check
+from ..ab.promptset import PromptRow
+from ..ab.sources import dataset_split_rows, prompt_set_rows, results_path
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.plural import plural
+from ..datasets.splits import DEFAULT_RATIOS
+from ..datasets.store import list_datasets
 from .format import error_notice
 
 FROM_FILE, FROM_DATASET = "Prompt-set file", "Dataset split"
@@ -109,7 +110,7 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
         # Custom values allowed: datasets made after the page was built are not among the server's choices.
         dataset = gr.Dropdown(dataset_names(services), value=None, label="Dataset", allow_custom_value=True)
         split = gr.Dropdown(["validation", "test", "train"], value="validation", label="Split")
-        ratios = gr.Textbox("80/20", label="Split ratios", info="As in the Datasets tab (seed 0).", max_lines=1)
+        ratios = gr.Textbox(DEFAULT_RATIOS, label="Split ratios", info="As in the Datasets tab (seed 0).", max_lines=1)
         check = gr.Dropdown(CHECK_KINDS, value="exact", label="Check for dataset rows",
                             info="Compares each reply with the example's own reply.")
     with gr.Row():
@@ -134,7 +135,7 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
     def load_rows(kind, uploaded, typed_path, skip, dataset_name, split_name, split_ratios, check_kind):
         if kind == FROM_DATASET:
             checker = check_of(check_kind)
-            rows = dataset_split_rows(services.store, dataset_name, split_name, split_ratios or "80/20", check=checker)
+            rows = dataset_split_rows(services.store, dataset_name, split_name, split_ratios or DEFAULT_RATIOS, check=checker)
             if check_kind == NO_CHECK:
                 for row in rows:
                     row.check = None

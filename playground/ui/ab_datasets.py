@@ -2,12 +2,12 @@
 
 import gradio as gr
 
-from ..ab import LETTERS, Arena
-from ..conversation import Conversation
-from ..errors import PlaygroundError
-from ..services import Services
-from ..transcripts import ConversionOptions
-from ..vote_datasets import add_vote_pairs
+from ..ab.arena import LETTERS, Arena
+from ..ab.to_dataset import add_vote_pairs
+from ..chat.conversation import Conversation
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..datasets.transcripts import ConversionOptions
 from .ab_leaderboard import vote_filter
 from .add_to_dataset import SYSTEM_CHOICES, TranscriptSource, dataset_names
 from .format import error_notice

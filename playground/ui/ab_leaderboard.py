@@ -7,10 +7,10 @@ from datetime import date
 import gradio as gr
 import pandas as pd
 
-from .. import rating
-from ..errors import PlaygroundError
-from ..services import Services
-from ..votes import VoteFilter, for_rating, load_votes
+from ..ab import rating
+from ..ab.votes import VoteFilter, for_rating, load_votes
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
 from .format import error_notice
 
 ALL_PERSONAS = "All personas"

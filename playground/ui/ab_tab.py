@@ -4,13 +4,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import ab
-from ..ab import LETTERS, MAX_COLUMNS, Arena, ArenaColumn, Ballot
-from ..chat import ChatSettings, check_message
-from ..errors import PlaygroundError
-from ..params import PARAM_NAMES, SamplingParams
-from ..personas import persona_order
-from ..services import Services
+from ..ab import arena as ab
+from ..ab.arena import LETTERS, MAX_COLUMNS, Arena, ArenaColumn, Ballot
+from ..chat.ask import ChatSettings, check_message
+from ..chat.personas import persona_order
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.params import PARAM_NAMES, SamplingParams
 from .ab_batch import build_batch
 from .ab_datasets import build_votes_to_dataset, column_source
 from .ab_leaderboard import build_leaderboard

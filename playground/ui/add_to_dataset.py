@@ -6,17 +6,24 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from ..chat import ChatSettings
-from ..conversation import Conversation
-from ..dataset_store import DatasetExists, DatasetNotFound, add_new_examples, create_dataset, get_dataset, list_datasets
-from ..dataset_stats import example_tokens
-from ..datasets import DEFAULT_MODEL, Example
-from ..errors import PlaygroundError
-from ..params import SamplingParams
-from ..plural import plural
-from ..services import Services
-from ..transcripts import ConversionOptions, example_from_conversation
-from .chat_tab import ChatTab, parse_settings, reply_in_progress
+from ..chat.ask import ChatSettings
+from ..chat.conversation import Conversation
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.params import SamplingParams
+from ..core.plural import plural
+from ..datasets.examples import DEFAULT_MODEL, Example
+from ..datasets.stats import example_tokens
+from ..datasets.store import (
+    DatasetExists,
+    DatasetNotFound,
+    add_new_examples,
+    create_dataset,
+    get_dataset,
+    list_datasets,
+)
+from ..datasets.transcripts import ConversionOptions, example_from_conversation
+from .chat_shared import ChatTab, parse_settings, reply_in_progress
 from .format import error_notice
 from .params_form import control_values
 
@@ -264,7 +271,8 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
         once the reply is finished, not at every token)."""
         def run(*raw):
             v = PanelValues.of(source, raw)
-            return {} if v.conversation is None else handler(v)
+            # A dict naming one output, left as it is: Gradio rejects an empty dict as a missing value for each output.
+            return {p.preview: gr.skip()} if v.conversation is None else handler(v)
         return run
 
     @when_finished

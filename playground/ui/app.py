@@ -2,10 +2,10 @@
 
 import gradio as gr
 
-from ..demo import DemoSettings
-from ..personas import persona_order
-from ..serving import MAX_UPLOAD_MB
-from ..services import Services
+from ..chat.personas import persona_order
+from ..chat.services import Services
+from ..sharing.demo import DemoSettings
+from ..sharing.serving import MAX_UPLOAD_MB
 from .ab_tab import build_ab_tab
 from .chat_tab import build_chat_tab
 from .datasets_tab import build_datasets_tab
@@ -76,7 +76,7 @@ def persona_lists(services: Services):
 
 
 def build_app(services: Services, demo: DemoSettings | None = None) -> gr.Blocks:
-    """The full app; with `demo`, only demo mode's chat (see playground/demo.py)."""
+    """The full app; with `demo`, only demo mode's chat (see playground/sharing/demo.py)."""
     if demo is not None:
         return build_demo_app(services, demo)
     with gr.Blocks(title="Playground", analytics_enabled=False) as demo:

@@ -1,38 +1,22 @@
 """Chat tab: pick a persona and a model, tune the request, stream replies with their metrics."""
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from ..cards import import_persona
-from ..chat import ChatSettings, check_message, stream_reply
-from ..coalesce import coalesce
-from ..conversation import Conversation, Turn
-from ..errors import PlaygroundError
-from ..params import PARAM_NAMES
-from ..personas import persona_order
-from ..services import Services
+from ..chat.ask import STOPPED, ChatSettings, check_message, stream_reply
+from ..chat.cards import import_persona
+from ..chat.conversation import Conversation, Turn
+from ..chat.personas import persona_order
+from ..chat.services import Services
+from ..core.coalesce import coalesce
+from ..core.errors import PlaygroundError
+from ..core.params import PARAM_NAMES
+from .add_to_dataset import build_add_to_dataset, chat_source
+from .chat_shared import ChatTab, parse_settings, reply_in_progress
 from .format import error_notice, text_of, to_chatbot
-from .params_form import build_controls, control_values, parse_params
-
-
-@dataclass
-class ChatTab:
-    """The components other tabs need to reach (History reopens conversations into them)."""
-
-    chatbot: gr.Chatbot
-    state: gr.State
-    message: gr.Textbox
-    notice: gr.Markdown
-    persona: gr.Dropdown
-    model: gr.Dropdown
-    system_prompt: gr.Textbox
-    variables: gr.Dataframe
-    params: list
-    settings_inputs: list
-
+from .params_form import build_controls, control_values
 
 LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
@@ -41,25 +25,6 @@ STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the par
 def variable_rows(persona, settings_variables: dict | None = None) -> list[list[str]]:
     values = {**persona.variables, **(settings_variables or {})}
     return [[name, values.get(name, "")] for name in persona.variable_names()] or [["", ""]]
-
-
-def parse_settings(services: Services, persona_name, model, system_prompt, variables, *param_values) -> ChatSettings:
-    if persona_name not in services.personas:
-        raise PlaygroundError(f"Unknown persona '{persona_name}'. Pick one from the Persona list.")
-    rows = variables.values.tolist() if hasattr(variables, "values") else (variables or [])
-    values = {str(r[0]).strip(): str(r[1]) for r in rows if r and str(r[0]).strip()}
-    return ChatSettings(persona=persona_name, model=model or "", system_prompt=system_prompt or "",
-                        params=parse_params(list(param_values)), variables=values)
-
-
-def reply_in_progress(conversation: Conversation) -> int | None:
-    """Index of the reply being streamed (it may not have begun yet), or None when nothing is being answered."""
-    turns = conversation.turns
-    if turns and turns[-1].role == "user":
-        return len(turns)
-    if len(turns) >= 2 and turns[-1].role == "assistant" and turns[-2].role == "user" and turns[-1].metrics is None:
-        return len(turns) - 1
-    return None
 
 
 def wait_until_logged(conversation: Conversation, index: int, timeout: float) -> bool:
@@ -206,13 +171,14 @@ def build_chat_tab(services: Services) -> ChatTab:
         # holds the very object the stream writes into, so wait for it to log the reply, then show it as logged:
         # its text, "(incomplete)", its metrics and the exchange id that Like needs.
         index = reply_in_progress(conversation)
+        conversation.request_stop()
         finished = index is None or wait_until_logged(conversation, index, timeout=STOP_WAIT_S)
         conversation = conversation.model_copy(deep=True)
         if not finished:  # still waiting on the server for a first byte; mark what the user sees
             if index == len(conversation.turns):
                 conversation.turns.append(Turn(role="assistant", content=""))
             reply = conversation.turns[index]
-            reply.incomplete, reply.error = True, "Stopped before the reply was finished."
+            reply.incomplete, reply.error = True, STOPPED
         return {chatbot: to_chatbot(conversation), state: conversation}
 
     def on_persona(name):
@@ -268,7 +234,6 @@ def build_chat_tab(services: Services) -> ChatTab:
     if root is not None:
         root.load(on_load, [persona], [model], api_visibility="private", show_progress="hidden")
     card.upload(on_card, [card], [persona, notice], api_name="import_card")
-    from .add_to_dataset import build_add_to_dataset, chat_source  # here, not at the top: it builds on this module
 
     build_add_to_dataset(services, lambda: chat_source(services, tab))
     return tab

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..dataset_store import import_file, iter_examples
-from ..dataset_stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
-from ..datasets import DEFAULT_MODEL
-from ..errors import PlaygroundError
-from ..plural import plural
-from ..exports import ExportRefused, export_dataset, file_stem
-from ..formats import FORMATS, BadLines, UnfitExamples
-from ..services import Services
-from ..validation import Finding, validate_examples
-from .datasets_tab import DatasetsTab, dataset_choices, dataset_rows
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.plural import plural
+from ..datasets.examples import DEFAULT_MODEL
+from ..datasets.exports import ExportRefused, export_dataset, file_stem
+from ..datasets.formats import FORMATS, BadLines, UnfitExamples
+from ..datasets.splits import DEFAULT_RATIOS
+from ..datasets.stats import TRAINING_PRICES, counted_label, counting_model, dataset_stats, training_costs
+from ..datasets.store import import_file, iter_examples
+from ..datasets.validation import Finding, validate_examples
+from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 
 FINDING_COLUMNS = ["where", "severity", "check", "finding"]
@@ -144,7 +145,7 @@ def _build_stats(services: Services, shared: DatasetsTab) -> None:
 def _build_export(services: Services, shared: DatasetsTab) -> None:
     with gr.Row():
         format = gr.Dropdown(list(FORMATS), value="openai-chat", label="Format")
-        ratios = gr.Textbox("80/20", label="Split", info="train/validation(/test), e.g. 80/20 or 60/20/20; "
+        ratios = gr.Textbox(DEFAULT_RATIOS, label="Split", info="train/validation(/test), e.g. 80/20 or 60/20/20; "
                                                          "blank for one file.")
         seed = gr.Number(0, label="Seed", precision=0, info="The same seed gives the same files.")
         skip_unfit = gr.Checkbox(False, label="Leave out examples the format cannot hold")

@@ -5,23 +5,23 @@ Validation, statistics, export and import are in dataset_checks.py; reviewing th
 
 import json
 from collections import Counter
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 
 import gradio as gr
 from gradio.context import Context
 
-from ..dataset_store import (
-    delete_examples, get_example, iter_examples, list_datasets, undo_delete, update_example,
-)
-from ..dataset_stats import example_tokens
-from ..datasets import DEFAULT_MODEL, Example
-from ..errors import PlaygroundError
-from ..services import Services
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..datasets.examples import DEFAULT_MODEL, Example
+from ..datasets.stats import CONTEXT_LIMITS, TRAINING_PRICES, example_tokens
+from ..datasets.store import delete_examples, get_example, iter_examples, undo_delete, update_example
 from .add_to_dataset import snippet
+from .dataset_checks import build_checks
+from .datasets_shared import DATASET_COLUMNS, DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
+from .log_review import build_log_review
 
-DATASET_COLUMNS = ["dataset", "examples", "excluded", "tokens", "description", "created"]
 EXAMPLE_COLUMNS = ["✓", "id", "status", "tags", "messages", "tokens", "first user message", "last reply", "source"]
 EXAMPLE_TYPES = ["bool", "number", "str", "str", "number", "number", "str", "str", "str"]
 EMPTY_EXAMPLE = [False, "", "", "", "", "", "", "", ""]
@@ -29,28 +29,7 @@ MAX_ROWS = 500  # examples shown at once; the filter narrows a bigger dataset
 DEPLOY_PROMPT_SAMPLE = 1000  # examples whose personas suggest the deploy prompt
 
 
-@dataclass
-class DatasetsTab:
-    """What the other sections of the tab share: the chosen dataset and the checks' model and deploy prompt."""
-
-    dataset: gr.Dropdown
-    datasets: gr.Dataframe
-    model: gr.Dropdown
-    deploy_prompt: gr.Textbox
-    tokenizer: gr.Textbox  # an open model's local tokenizer.json or Hugging Face cache folder; replaces Model's
-    context: gr.Number  # the training context in tokens; 0 = the model's own
-
-
 # --- pure translations -------------------------------------------------------------------------------------
-
-
-def dataset_rows(services: Services) -> list[list]:
-    return [[d.name, d.examples, d.excluded, d.tokens, d.description, d.created_at[:19].replace("T", " ")]
-            for d in list_datasets(services.store)] or [[""] * len(DATASET_COLUMNS)]
-
-
-def dataset_choices(services: Services) -> list[str]:
-    return [d.name for d in list_datasets(services.store)]
 
 
 def source_text(example: Example) -> str:
@@ -137,8 +116,6 @@ def usual_deploy_prompt(services: Services, name: str | None) -> str:
 
 
 def build_datasets_tab(services: Services, chat) -> DatasetsTab:
-    from .dataset_checks import build_checks
-    from .log_review import build_log_review
 
     tab_block = Context.block  # the enclosing gr.Tab: the lists are refreshed whenever it is opened
     names = dataset_choices(services)
@@ -198,7 +175,6 @@ def _bound(handler, action: str):
 
 
 def _check_models() -> list[str]:
-    from ..dataset_stats import CONTEXT_LIMITS, TRAINING_PRICES
 
     return sorted({DEFAULT_MODEL, *CONTEXT_LIMITS, *TRAINING_PRICES})
 

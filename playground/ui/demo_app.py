@@ -7,12 +7,12 @@ error details stay in the host's log.
 
 import gradio as gr
 
-from ..chat import check_message, stream_reply
-from ..coalesce import coalesce
-from ..conversation import Conversation, Turn
-from ..demo import DemoChat, DemoSettings, visitor
-from ..errors import PlaygroundError
-from ..services import Services
+from ..chat.ask import check_message, stream_reply
+from ..chat.conversation import Conversation, Turn
+from ..chat.services import Services
+from ..core.coalesce import coalesce
+from ..core.errors import PlaygroundError
+from ..sharing.demo import DemoChat, DemoSettings, visitor
 from .format import error_notice
 
 FAILED_REPLY = "The model could not answer just now; try again in a moment."

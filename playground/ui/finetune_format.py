@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from ..finetune import Availability, JobView, Plan, export_advice, usd
-from ..finetune_store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
+from ..finetune.jobs import Availability, JobView, Plan, export_advice, usd
+from ..finetune.store import CheckpointRecord, EventRecord, JobRecord, MetricPoint
 
 JOB_COLUMNS = ["job", "status", "base model", "dataset", "fine-tuned model", "started (UTC)", "estimated cost"]
 CHECKPOINT_COLUMNS = ["step", "checkpoint model", "train loss", "valid loss", "valid token accuracy"]

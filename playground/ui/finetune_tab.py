@@ -7,19 +7,27 @@ however many pages are open); with none, the timer does nothing.
 import gradio as gr
 from gradio.context import Context
 
-from .. import finetune
-from ..dataset_store import list_datasets
-from ..datasets import DEFAULT_MODEL
-from ..splits import DEFAULT_RATIOS
-from ..errors import PlaygroundError
-from ..finetune import AvailabilityCache, NotReady, make_settings
-from ..finetune_store import JobNotFound, active_jobs, list_jobs
-from ..plural import plural
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..core.plural import plural
+from ..datasets.examples import DEFAULT_MODEL
+from ..datasets.splits import DEFAULT_RATIOS
+from ..datasets.store import list_datasets
+from ..finetune import jobs as finetune
+from ..finetune.jobs import AvailabilityCache, NotReady, make_settings
+from ..finetune.store import JobNotFound, active_jobs, list_jobs
 from ..providers import ProviderError
-from ..services import Services
 from .finetune_format import (
-    CHECKPOINT_COLUMNS, JOB_COLUMNS, availability_markdown, checkpoint_rows, events_text, job_rows, metric_frames,
-    no_access_markdown, plan_markdown, status_markdown,
+    CHECKPOINT_COLUMNS,
+    JOB_COLUMNS,
+    availability_markdown,
+    checkpoint_rows,
+    events_text,
+    job_rows,
+    metric_frames,
+    no_access_markdown,
+    plan_markdown,
+    status_markdown,
 )
 from .format import error_notice
 

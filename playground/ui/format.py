@@ -1,6 +1,6 @@
 """Pure translations between domain objects and what Gradio components show."""
 
-from ..conversation import Conversation, Turn
+from ..chat.conversation import Conversation, Turn
 
 
 def reply_markdown(turn: Turn) -> str:

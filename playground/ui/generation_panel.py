@@ -4,12 +4,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..dataset_store import list_datasets
-from ..errors import PlaygroundError, UnknownModel
-from ..plural import plural
-from ..generation import Generation, Pair, QA, add_to_dataset, chunk_folder, generate
-from ..services import Services
-from ..template_store import TemplateFiles, snapshot
+from ..chat.services import Services
+from ..core.errors import PlaygroundError, UnknownModel
+from ..core.plural import plural
+from ..datasets.examples import DEFAULT_MODEL
+from ..datasets.store import list_datasets
+from ..templates.generation import QA, Generation, Pair, add_to_dataset, chunk_folder, generate
+from ..templates.store import TemplateFiles, snapshot
 from .format import error_notice
 from .template_format import table_rows
 
@@ -97,7 +98,7 @@ def _layout(services: Services, files: TemplateFiles) -> Panel:
     chunks_table = gr.Dataframe(headers=CHUNK_HEADERS, label="Chunks", type="array", interactive=False, max_height=260)
     with gr.Row():
         template = gr.Dropdown(keys, value=default, label="Generation template")
-        model = gr.Dropdown(services.registry.choices(), value=services.registry.default_model("gpt-4o-mini"),
+        model = gr.Dropdown(services.registry.choices(), value=services.registry.default_model(DEFAULT_MODEL),
                             label="Model", allow_custom_value=True)
         count = gr.Number(5, label="Pairs per chunk", precision=0, minimum=1, maximum=50)
         concurrency = gr.Slider(1, 16, value=4, step=1, label="Parallel calls")
@@ -124,7 +125,7 @@ class GenerationEvents:
         try:
             return self.services.registry.resolve(model_ref)[1]
         except UnknownModel:
-            return "gpt-4o-mini"
+            return DEFAULT_MODEL
 
     def chunks(self, path, size, overlap, model_ref):
         return chunk_folder(path, int(size or 0), int(overlap or 0), self.tokens_model(model_ref))

@@ -2,10 +2,11 @@
 
 import gradio as gr
 
-from ..chat import ChatSettings
-from ..conversation import Conversation
-from ..services import Services
-from .chat_tab import ChatTab, variable_rows
+from ..chat.ask import ChatSettings
+from ..chat.conversation import Conversation
+from ..chat.services import Services
+from .chat_shared import ChatTab
+from .chat_tab import variable_rows
 from .format import error_notice, to_chatbot
 from .params_form import control_values
 

@@ -6,12 +6,18 @@ Several ticked in one conversation make one example, up to the latest of them.
 
 import gradio as gr
 
-from ..dataset_store import AddReport, add_new_examples, get_dataset
-from ..errors import PlaygroundError
-from ..services import Services
-from ..transcripts import ConversionOptions, example_from_exchanges, last_user_text, log_facets, logged_exchanges
+from ..chat.services import Services
+from ..core.errors import PlaygroundError
+from ..datasets.store import AddReport, add_new_examples, get_dataset
+from ..datasets.transcripts import (
+    ConversionOptions,
+    example_from_exchanges,
+    last_user_text,
+    log_facets,
+    logged_exchanges,
+)
 from .add_to_dataset import SYSTEM_CHOICES, count, snippet, target_dataset
-from .datasets_tab import DatasetsTab, dataset_choices, dataset_rows
+from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 
 ANY = "any"

@@ -5,8 +5,8 @@ import json
 import gradio as gr
 from annotated_types import Ge, Le
 
-from ..errors import PlaygroundError
-from ..params import PARAM_NAMES, SamplingParams
+from ..core.errors import PlaygroundError
+from ..core.params import PARAM_NAMES, SamplingParams
 
 LABELS = {"temperature": "Temperature", "top_p": "Top p", "max_tokens": "Max tokens", "seed": "Seed",
           "presence_penalty": "Presence penalty", "frequency_penalty": "Frequency penalty", "stop": "Stop sequences"}

@@ -3,11 +3,11 @@
 import html
 import re
 
-from ..errors import PlaygroundError
-from ..messages import Message
-from ..template_render import Preview
-from ..template_store import TemplateVersion
-from ..templates import Template
+from ..core.errors import PlaygroundError
+from ..core.messages import Message
+from ..core.prompts import Template
+from ..templates.render import Preview
+from ..templates.store import TemplateVersion
 
 ROLES = ("system", "user", "assistant")
 

@@ -9,31 +9,43 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..chat import stream_reply
-from ..coalesce import coalesce
-from ..errors import PlaygroundError, UnknownModel
-from ..lookup import LookupProvider
-from ..personas import load_personas
-from ..services import Services
-from ..template_render import (
-    add_pair, first_row_of_pair, move_pair, pair_of, preview, remove_last_pair, run_inputs, values_for, with_messages,
+from ..chat.ask import stream_reply
+from ..chat.personas import load_personas
+from ..chat.services import Services
+from ..core.coalesce import coalesce
+from ..core.errors import PlaygroundError, UnknownModel
+from ..datasets.examples import DEFAULT_MODEL
+from ..providers.lookup import LookupProvider
+from ..templates.render import (
+    add_pair,
+    first_row_of_pair,
+    move_pair,
+    pair_of,
+    preview,
+    remove_last_pair,
+    run_inputs,
+    values_for,
+    with_messages,
     zero_shot,
 )
-from ..template_store import MODELS, TemplateFiles, get_version, key_for, restore, save, versions
+from ..templates.store import MODELS, TemplateFiles, get_version, key_for, restore, save, versions
 from .format import error_notice, reply_markdown
 from .generation_panel import build_generation_panel
 from .template_format import (
-    PREVIEW_CSS, entered_values, message_rows, messages_from_rows, preview_html, summary_markdown, variable_rows,
+    PREVIEW_CSS,
+    entered_values,
+    message_rows,
+    messages_from_rows,
+    preview_html,
+    summary_markdown,
+    variable_rows,
     version_rows,
 )
 
-DEFAULT_MODEL = "gpt-4o-mini"
-
 
 def template_files(services: Services) -> TemplateFiles:
-    # Templates live beside the personas folder unless the services name their own folder.
-    templates_dir = getattr(services, "templates_dir", None) or services.personas_dir.parent / "templates"
-    return TemplateFiles({"templates": templates_dir, "personas": services.personas_dir})
+    # Templates live beside the personas folder.
+    return TemplateFiles({"templates": services.personas_dir.parent / "templates", "personas": services.personas_dir})
 
 
 @dataclass

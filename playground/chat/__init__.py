@@ -1,0 +1,1 @@
+"""Chat: ask a model (build the request, stream, measure, log), conversations, personas and character cards."""

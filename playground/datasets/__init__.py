@@ -1,0 +1,1 @@
+"""Training data: examples, the dataset store, stats, splits, file formats, validation, exports and transcripts."""

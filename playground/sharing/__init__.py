@@ -1,0 +1,1 @@
+"""Sharing a demo: who may log in, the share link, demo mode and its rate limits."""
