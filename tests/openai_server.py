@@ -27,6 +27,15 @@ Reply rules (chat and legacy completions):
   (completions); completion_tokens = number of chunks sent.
 
 Fault models (accepted on both endpoints, not listed by /v1/models): see ``FAULT_MODELS``.
+
+Judge models (accepted, not listed), for LLM-as-a-judge tests; they read the answers between the
+``<answer_a>``/``</answer_a>`` and ``<answer_b>``/``</answer_b>`` tags of the last user message:
+
+* ``judge-always-a`` always prefers the first answer: ``"... [[A]]"``;
+* ``judge-pick-MARKER`` picks the answer containing MARKER (``[[A]]`` or ``[[B]]``), ``[[C]]`` when both or neither do;
+* ``judge-silent`` gives reasons but never a verdict.
+
+``terse`` (accepted, not listed) always answers ``"OK."``: a second model that answers differently from the echo.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAI", "DEFAULT_MODELS", "FAULT_MODELS", "main"]
+__all__ = ["FakeOpenAI", "DEFAULT_MODELS", "FAULT_MODELS", "JUDGE_MODELS", "JUDGE_PICK", "main"]
 
 DEFAULT_MODELS = [
     "gpt-4o-mini",
@@ -63,6 +72,11 @@ FAULT_MODELS = (
     "fault-echo-auth",  # 400 whose message quotes the request's Authorization header and the bare key
     "fault-echo-auth-stream",  # streams "Partial", then an error event quoting the Authorization header
 )
+
+JUDGE_MODELS = ("judge-always-a", "judge-silent")
+JUDGE_PICK = "judge-pick-"
+TERSE = "terse"
+_ANSWER_RE = {slot: re.compile(rf"<answer_{slot}>(.*?)</answer_{slot}>", re.DOTALL) for slot in "ab"}
 
 _TOKENS_RE = re.compile(r"\[tokens=(\d+)\]")
 _CHUNK_RE = re.compile(r"\s*\S+")
@@ -111,6 +125,24 @@ def _reply_for(user_text: str) -> str:
     if m:
         return " ".join(f"w{i}" for i in range(1, int(m.group(1)) + 1))
     return "Echo: " + user_text
+
+
+def _is_judge(model: str) -> bool:
+    return model in JUDGE_MODELS or model == TERSE or (model.startswith(JUDGE_PICK) and len(model) > len(JUDGE_PICK))
+
+
+def _judgement(model: str, user_text: str) -> str:
+    if model == TERSE:
+        return "OK."
+    if model == "judge-always-a":
+        return "The first answer reads better. [[A]]"
+    if model == "judge-silent":
+        return "Both answers have their merits, and it is hard to say more."
+    marker = model[len(JUDGE_PICK):]
+    found = [m.group(1) if (m := _ANSWER_RE[slot].search(user_text)) else "" for slot in "ab"]
+    has = [marker in answer for answer in found]
+    verdict = "A" if has == [True, False] else "B" if has == [False, True] else "C"
+    return f"Looking for {marker}. [[{verdict}]]"
 
 
 def _plan(text: str, body: dict) -> tuple[list[str], str]:
@@ -286,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
                     400,
                     _error_body("you must provide a model parameter", "invalid_request_error", None),
                 )
-            if model not in fake.models and model not in FAULT_MODELS:
+            if model not in fake.models and model not in FAULT_MODELS and not _is_judge(model):
                 return self._model_not_found(model)
             return self._completion(body, model, chat=path == "/v1/chat/completions")
         return self._send_json(
@@ -365,7 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if line.startswith("Q: "):
                     user_text = line[3:]
 
-        chunks, finish = _plan(_reply_for(user_text), body)
+        reply = _judgement(model, user_text) if _is_judge(model) else _reply_for(user_text)
+        chunks, finish = _plan(reply, body)
         stream = bool(body.get("stream"))
         so = body.get("stream_options")
         include_usage = isinstance(so, dict) and bool(so.get("include_usage"))

@@ -53,7 +53,7 @@ def test_migrations_on_a_blank_database(tmp_path):
 
 # Every migration that ships is added here: a blank database gets all of them, in order.
 MIGRATIONS = ["m001_initial", "m002_datasets", "m003_ab", "m004_templates", "m005_finetune", "m006_exchange_status",
-              "m007_example_tools"]
+              "m007_example_tools", "m008_judge_verdicts"]
 
 
 def test_journal_mode_is_wal(store):

@@ -217,7 +217,7 @@ class _Job:
     targets: dict[str, tuple[Any, str]]
     prices: dict[str, Price]
     retry: RetryPolicy
-    results: ResultsFile
+    results: ResultsFile | None  # None for a single ask (ask_row): nothing is appended
     cancel: threading.Event
     rng: random.Random
 
@@ -307,6 +307,14 @@ def run_batch(rows: list[PromptRow], columns: list[ColumnConfig], results_path: 
     ordered = [latest[(row.id, c.label)] for row in rows for c in columns if (row.id, c.label) in latest]
     return BatchOutcome(ordered, summarize(ordered, columns, len(rows)), cancelled=asked < len(todo),
                         resumed=resumed, asked=asked, problems=problems)
+
+
+def ask_row(row: PromptRow, column: ColumnConfig, resolve: Resolve, prices: dict[str, Price]) -> RowResult:
+    """One row through one column outside a run: no results file, no retries (a judge asked about one A/B
+    round, say). The call, its measurement and its check are those of every batch row."""
+    job = _Job({column.label: resolve(column.model)}, prices, RetryPolicy(max_attempts=1), None,
+               threading.Event(), random.Random())
+    return job.ask(row, column)[0]
 
 
 def _run_pool(job: _Job, todo, finished: dict, total: int, workers: int, progress) -> None:

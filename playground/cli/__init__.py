@@ -13,6 +13,8 @@ from ..core.store import Store
 from ..services import PROJECT_ROOT, build_services, home_dir
 from .datasets import add_dataset_commands
 from .datasets import run as run_dataset
+from .eval import add_eval_command
+from .eval import run as run_eval
 from .finetune import add_finetune_commands
 from .finetune import run as run_finetune
 from .serve import add_launch_arguments, serve_app
@@ -56,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     add_dataset_commands(commands)
     add_finetune_commands(commands)
     add_template_commands(commands)
+    add_eval_command(commands)
     return root
 
 
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"serve": serve, "models": models, "logs": logs, "dataset": run_dataset,
                 "persona": import_card_command, "template": run_template,
-                "finetune": run_finetune}[args.command](args)
+                "finetune": run_finetune, "eval": run_eval}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

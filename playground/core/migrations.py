@@ -166,3 +166,24 @@ def m007_example_tools(db: Database) -> None:
     # parallel_tool_calls flag (null when not set, so an exported line gets back exactly what was imported).
     db.table("examples").add_column("tools", str)
     db.table("examples").add_column("parallel_tool_calls", int)
+
+
+@migrations()
+def m008_judge_verdicts(db: Database) -> None:
+    # One row per pair of replies judged by an LLM judge, asked in both orders. contestant_a/b are the two replies
+    # in column order; `first` is the verdict with a shown as A, `second` with b shown as A ([[A]]/[[B]]/[[C]] as
+    # A/B/C, null when the reply had none). winner is a, b, tie, or null when a reply was unparsable.
+    db.table("judge_verdicts").create(
+        {
+            "id": int, "round_id": str, "column_a": int, "column_b": int, "contestant_a": str, "contestant_b": str,
+            "judge_model": str, "rubric": str, "rubric_version": str, "first": str, "second": str,
+            "first_reply": str, "second_reply": str, "winner": str, "position_bias": int, "unparsable": int,
+            "answer_a_chars": int, "answer_b_chars": int, "prompt_tokens": int, "completion_tokens": int,
+            "cost_usd": float, "error": str, "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("round_id", "ab_rounds", "id")],
+        not_null={"round_id", "column_a", "column_b", "judge_model", "rubric_version", "created_at"},
+        defaults={"position_bias": 0, "unparsable": 0, "first_reply": "", "second_reply": ""},
+    )
+    db.table("judge_verdicts").create_index(["round_id", "judge_model", "rubric_version"])
