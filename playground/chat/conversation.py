@@ -33,6 +33,12 @@ class StopSignal:
     def __deepcopy__(self, memo) -> "StopSignal":
         return StopSignal()
 
+    def __eq__(self, other: object) -> bool:
+        # Not part of what a conversation is: two conversations with the same turns are equal, stopped or not.
+        return isinstance(other, StopSignal)
+
+    __hash__ = object.__hash__
+
     def set(self) -> None:
         self._event.set()
 
