@@ -92,7 +92,8 @@ def build_leaderboard(services: Services) -> Leaderboard:
                          elem_id="ab-leaderboard-table")
     # A fixed height: left to size itself inside the tab, the plot grew without end (33 million pixels).
     # No value rather than an empty frame: a plot first drawn empty stayed an empty strip once data came.
-    plot = gr.ScatterPlot(None, x="rating", y="model", color="point", color_title="", height=300,
+    # Scores as plain integers ("1550", not "1,550"): with thousands commas neighbouring ticks ran together.
+    plot = gr.ScatterPlot(None, x="rating", y="model", color="point", color_title="", height=300, x_axis_format="d",
                           label="Scores (blue) with the ends of their 95% intervals (grey)",
                           color_map={"score": "#2563eb", "95% low": "#9ca3af", "95% high": "#9ca3af"})
     matrix = gr.Dataframe([[""]], headers=["model"], label="Win rate of the row against the column",
