@@ -11,6 +11,7 @@ from ..ab import rating
 from ..ab.votes import VoteFilter, for_rating, load_votes
 from ..chat.services import Services
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from .format import error_notice
 
 ALL_PERSONAS = "All personas"
@@ -70,9 +71,9 @@ def plot_frame(board: list[rating.Standing]) -> pd.DataFrame:
 def summary(rated: int, left_out: int, models: int, blind_only: bool) -> str:
     if not rated and not left_out:
         return NO_VOTES
-    text = f"**{rated}** battle{'s' if rated != 1 else ''} between **{models}** setups"
+    text = f"**{rated}** battle{'s' if rated != 1 else ''} between **{models}** setup{'s' if models != 1 else ''}"
     if blind_only and left_out:
-        text += (f" · {left_out} sighted battle{'s' if left_out != 1 else ''} left out (names were shown before the "
+        text += (f" · {plural(left_out, 'sighted battle')} left out (names were shown before the "
                  "vote): untick *Blind votes only* to count them")
     text += ". Ranks are shared when 95% intervals overlap; ties and “both bad” count half a win each way."
     if rated < FEW_BATTLES:
