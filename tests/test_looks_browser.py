@@ -133,3 +133,22 @@ def test_no_text_is_cut_off_or_broken_anywhere(page, tmp_path):
     open_tab(page, "History")
     found += problems(page, "history")
     assert found == [], "\n".join(found)
+
+
+def test_the_ab_column_setup_folds_away_on_the_leaderboard_and_batch_and_opens_on_compare(page):
+    open_tab(page, "A/B")
+    setup = page.locator("#ab-column-setup").get_by_label("Label", exact=True).first
+    expect(setup).to_be_visible()
+    for view in ("Leaderboard", "Batch"):
+        sub_tab(page, view)
+        expect(setup).to_be_hidden()
+        problems(page, f"ab-{view.lower()}-folded")
+    # Still one click away on Batch, which runs the setups.
+    page.locator("#ab-column-setup").get_by_text("Column setup", exact=True).click()
+    expect(setup).to_be_visible()
+    sub_tab(page, "Compare")
+    expect(setup).to_be_visible()
+    sub_tab(page, "Leaderboard")
+    expect(setup).to_be_hidden()
+    sub_tab(page, "Compare")
+    expect(setup).to_be_visible()
