@@ -73,16 +73,10 @@
       }
     }
   }
-  // Table cells whose text runs past the table's right edge (off the page or under the scroll bar).
-  for (const wrap of document.querySelectorAll(".table-wrap")) {
-    if (!shown(wrap)) continue;
-    const edge = wrap.getBoundingClientRect().right;
-    for (const cell of wrap.querySelectorAll("tbody:not(.sizing-body) td")) {
-      if (shown(cell) && cell.innerText.trim() && cell.getBoundingClientRect().right > edge + 1) {
-        problems.push(`past the right edge: ${name(cell)}`);
-        break;
-      }
-    }
+  // A table wider than its box: its last columns run off the right edge (a user must scroll sideways to read them).
+  for (const viewport of document.querySelectorAll(".virtual-table-viewport")) {
+    if (shown(viewport) && viewport.scrollWidth > viewport.clientWidth + 1)
+      problems.push(`past the right edge: table ${name(viewport.closest(".block").querySelector(".label p, [data-testid='block-label']") || viewport)} (${viewport.scrollWidth}px in ${viewport.clientWidth}px)`);
   }
   // Axis labels of a plot drawn on top of each other ("1,5501,600").
   for (const axis of document.querySelectorAll(".vega-embed .role-axis")) {
