@@ -224,3 +224,13 @@ def test_validate_and_stats_count_with_a_local_tokenizer_and_context(home, town_
 
     assert run(home, "stats", "town", "--tokenizer", str(tmp_path / "nothing")) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_import_skipping_one_bad_line_says_one_bad_line(home, tmp_path, capsys):
+    path = tmp_path / "one_bad.jsonl"
+    path.write_text("\n".join([line("a?", "b."), "[1, 2]"]) + "\n")
+    assert run(home, "import", str(path), "--name", "one") == 1
+    err = capsys.readouterr().err
+    assert "error: 1 bad line in" in err and "Fix it, or pass --skip-bad" in err
+    assert run(home, "import", str(path), "--name", "one", "--skip-bad") == 0
+    assert "Skipped 1 bad line:" in capsys.readouterr().err

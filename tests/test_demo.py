@@ -291,3 +291,14 @@ def test_the_demo_exposes_only_its_chat(demo_url, services):
     labels = {c.get("props", {}).get("label") for c in config["components"]}
     assert {"Persona", "Model", "Chat", "Message"} <= labels
     assert not labels & {"System prompt", "Variables", "Temperature", "Max tokens", "Search"}
+
+
+def test_a_limit_of_one_message_says_one_message(services):
+    chat = guard(services, Clock(), per_session_per_minute=1, total_per_minute=1)
+    chat.admit("s1")
+    with pytest.raises(RateLimited) as refused:
+        chat.admit("s1")
+    assert str(refused.value).startswith("Demo limit reached: 1 message a minute per visitor.")
+    with pytest.raises(RateLimited) as busy:
+        chat.admit("s2")
+    assert "it answers 1 message a minute from all visitors" in str(busy.value)

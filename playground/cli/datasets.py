@@ -168,12 +168,12 @@ def import_command(args, store: Store) -> int:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         lines = len({p.line for p in e.problems})
-        print(f"error: {lines} bad line{'s' if lines != 1 else ''} in {e.path}; nothing was imported. "
-              "Fix them, or pass --skip-bad to import the other lines.", file=sys.stderr)
+        print(f"error: {plural(lines, 'bad line')} in {e.path}; nothing was imported. "
+              f"Fix {'it' if lines == 1 else 'them'}, or pass --skip-bad to import the other lines.", file=sys.stderr)
         return 1
     print(_imported(report))
     if report.skipped:
-        print(f"Skipped {len({p.line for p in report.skipped})} bad lines:", file=sys.stderr)
+        print(f"Skipped {plural(len({p.line for p in report.skipped}), 'bad line')}:", file=sys.stderr)
         for problem in report.skipped:
             print(problem, file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from ..datasets.splits import DEFAULT_RATIOS
 from ..finetune import jobs as finetune
 from ..finetune.jobs import NotReady, export_advice, make_settings
@@ -62,7 +63,7 @@ def run(args) -> int:
     except NotReady as e:
         for finding in e.plan.errors:
             print(finding, file=sys.stderr)
-        print(f"error: not started: fix the {len(e.plan.errors)} errors above (`dataset validate "
+        print(f"error: not started: fix the {plural(len(e.plan.errors), 'error')} above (`dataset validate "
               f"{e.plan.settings.dataset}` lists every finding).", file=sys.stderr)
         return 1
     except ProviderError as e:

@@ -179,7 +179,7 @@ class Plan:
         price = f"estimated {usd(cost.usd)}" if cost.usd is not None else "no training price known for this model"
         auto = ("" if self.settings.epochs is not None else " (auto: OpenAI's default for this size)"
                 if on_openai(self.provider) else " (auto: the endpoint decides; counted with OpenAI's default)")
-        epochs = f"{cost.epochs} epochs{auto}"
+        epochs = f"{plural(cost.epochs, 'epoch')}{auto}"
         warnings = len(self.findings) - len(self.errors)
         verdict = (f"{plural(len(self.errors), 'error')}: fix {'it' if len(self.errors) == 1 else 'them'} before training"
                    if self.errors else "ready to train" + (f" ({plural(warnings, 'warning')} to judge)" if warnings else ""))

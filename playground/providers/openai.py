@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..core.messages import Message, to_openai
 from ..core.params import SamplingParams
+from ..core.plural import plural
 from ..core.prompts import parse_model_file
 from ..core.redaction import configured_secrets, redact
 from . import EndpointConfig, ProviderError, Stream, Usage
@@ -117,7 +118,7 @@ class OpenAIProvider:
         except Exception as e:  # noqa: BLE001 - an error event, a dropped connection, an odd chunk: may quote the key
             raise self.error(
                 "broken_stream",
-                f"The stream from {self.name} broke off after {received} characters ({_short(e)}). "
+                f"The stream from {self.name} broke off after {plural(received, 'character')} ({_short(e)}). "
                 f"{_what_is_kept(received)}") from None
         finally:
             response.close()

@@ -83,7 +83,7 @@ class Registry:
                 if model in notes.get(provider, {}):
                     label += f"  ·  {notes[provider][model]}"
                 if provider == self.lookup.name:
-                    label = "lookup  ·  offline baseline: nearest example in the persona's dataset"
+                    label = "lookup  ·  offline baseline"  # short enough to read whole in a model picker
                 out.append((label, f"{provider}{SEPARATOR}{model}"))
         return out
 

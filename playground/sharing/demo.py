@@ -18,6 +18,7 @@ from ..chat.ask import ChatSettings, build_request
 from ..chat.conversation import Conversation
 from ..chat.personas import Persona
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from ..core.tokens import count_messages
 from .ratelimit import RateLimited, RateLimiter, seconds
 
@@ -111,11 +112,11 @@ class DemoChat:
             mine, everyone = self.per_session.wait(visitor_key), self.everyone.wait("*")
             if mine:
                 raise RateLimited(
-                    f"Demo limit reached: {self.settings.per_session_per_minute} messages a minute per visitor. "
+                    f"Demo limit reached: {plural(self.settings.per_session_per_minute, 'message')} a minute per visitor. "
                     f"Try again in {seconds(mine)} s.", mine)
             if everyone:
                 raise RateLimited(
-                    f"This demo is busy: it answers {self.settings.total_per_minute} messages a minute from all "
+                    f"This demo is busy: it answers {plural(self.settings.total_per_minute, 'message')} a minute from all "
                     f"visitors together. Try again in {seconds(everyone)} s.", everyone)
             self.per_session.record(visitor_key)
             self.everyone.record("*")

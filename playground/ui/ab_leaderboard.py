@@ -11,6 +11,7 @@ from ..ab import rating
 from ..ab.votes import VoteFilter, for_rating, load_votes
 from ..chat.services import Services
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from .format import error_notice
 
 ALL_PERSONAS = "All personas"
@@ -70,9 +71,9 @@ def plot_frame(board: list[rating.Standing]) -> pd.DataFrame:
 def summary(rated: int, left_out: int, models: int, blind_only: bool) -> str:
     if not rated and not left_out:
         return NO_VOTES
-    text = f"**{rated}** battle{'s' if rated != 1 else ''} between **{models}** setups"
+    text = f"**{rated}** battle{'s' if rated != 1 else ''} between **{models}** setup{'s' if models != 1 else ''}"
     if blind_only and left_out:
-        text += (f" · {left_out} sighted battle{'s' if left_out != 1 else ''} left out (names were shown before the "
+        text += (f" · {plural(left_out, 'sighted battle')} left out (names were shown before the "
                  "vote): untick *Blind votes only* to count them")
     text += ". Ranks are shared when 95% intervals overlap; ties and “both bad” count half a win each way."
     if rated < FEW_BATTLES:
@@ -92,7 +93,8 @@ def build_leaderboard(services: Services) -> Leaderboard:
                          elem_id="ab-leaderboard-table")
     # A fixed height: left to size itself inside the tab, the plot grew without end (33 million pixels).
     # No value rather than an empty frame: a plot first drawn empty stayed an empty strip once data came.
-    plot = gr.ScatterPlot(None, x="rating", y="model", color="point", color_title="", height=300,
+    # Scores as plain integers ("1550", not "1,550"): with thousands commas neighbouring ticks ran together.
+    plot = gr.ScatterPlot(None, x="rating", y="model", color="point", color_title="", height=300, x_axis_format="d",
                           label="Scores (blue) with the ends of their 95% intervals (grey)",
                           color_map={"score": "#2563eb", "95% low": "#9ca3af", "95% high": "#9ca3af"})
     matrix = gr.Dataframe([[""]], headers=["model"], label="Win rate of the row against the column",

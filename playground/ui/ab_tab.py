@@ -129,11 +129,11 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
             count = gr.Radio([2, 3, 4], value=2, label="Columns", scale=1)
             blind = gr.Checkbox(True, label="Blind", scale=3,
                                 info="Shuffle the columns every round and hide their names until you vote.")
-        with gr.Accordion("Column setup", open=True):
+        with gr.Accordion("Column setup", open=True, elem_id="ab-column-setup") as column_setup:
             with gr.Row(equal_height=False):
                 setups = [build_setup(services, i, *setup) for i, setup in enumerate(ab.starting_setups(services))]
         with gr.Tabs():
-            with gr.Tab("Compare", id="ab-compare"):
+            with gr.Tab("Compare", id="ab-compare") as compare_tab:
                 with gr.Row(equal_height=True):
                     chatbots = [gr.Chatbot([], label=LETTERS[i], height=420, buttons=["copy"], visible=i < 2,
                                            group_consecutive_messages=False, elem_id=f"ab-chat-{LETTERS[i].lower()}")
@@ -161,7 +161,7 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
             with gr.Tab("Leaderboard", id="ab-leaderboard") as board_tab:
                 board = build_leaderboard(services)
                 build_votes_to_dataset(services, board.inputs)
-            with gr.Tab("Batch", id="ab-batch"):
+            with gr.Tab("Batch", id="ab-batch") as batch_tab:
                 build_batch(services, setups, count, parse_columns)
 
     setup_inputs = [c for setup in setups for c in setup.inputs]
@@ -274,6 +274,11 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
     for setup in setups:
         setup.persona.input(on_persona, [setup.persona], [setup.model, setup.system_prompt, *setup.params],
                             api_visibility="private")
+    # The column setup folds away on the Leaderboard and Batch views, where it pushed the view down (Batch still
+    # runs the setups: one click opens them), and opens again on Compare.
+    for view, show_setup in ((compare_tab, True), (board_tab, False), (batch_tab, False)):
+        view.select(lambda open_=show_setup: gr.Accordion(open=open_), None, [column_setup],
+                    api_visibility="private", show_progress="hidden")
     # The leaderboard is refitted when it is opened (a vote is cast on another sub-tab), not after every vote.
     board_tab.select(board.refresh, board.inputs, board.outputs, api_visibility="private")
     root = gr.context.Context.root_block

@@ -1,5 +1,7 @@
 """The app: one Blocks with a tab per capability, wired to services passed in."""
 
+from pathlib import Path
+
 import gradio as gr
 
 from ..chat.personas import persona_order
@@ -15,11 +17,14 @@ from .history_tab import build_history_tab
 from .templates_tab import build_templates_tab
 from .web_guard import WebPolicy, web_middleware
 
+# Read once at import: the look is part of the code, not a setting.
+STYLE = (Path(__file__).parent / "style.css").read_text(encoding="utf-8")
+
 LAUNCH_DEFAULTS = {
     # Gradio's run history keeps inputs in the browser's localStorage; keys and chats must not end up there.
     "run_history": False,
     "theme": gr.themes.Soft(),
-    "css": "#chat-notice:empty{display:none}",
+    "css": STYLE,
     # A streaming sync handler holds a worker thread for its whole reply; Gradio's default 40 would queue the 41st.
     "max_threads": 128,
 }

@@ -21,6 +21,7 @@ from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
 
 FINDING_COLUMNS = ["where", "severity", "check", "finding"]
+FINDING_WIDTHS = ["12%", "10%", "22%", "56%"]
 COST_COLUMNS = ["base model", "epochs", "billed tokens", "estimated cost"]
 PRICE_COLUMNS = ["base model", "$ per 1M training tokens"]
 PROBLEM_COLUMNS = ["line", "problem", "what is wrong"]
@@ -92,7 +93,7 @@ def _build_validate(services: Services, shared: DatasetsTab) -> None:
     run = gr.Button("Validate", variant="primary")
     summary = gr.Markdown("")
     findings = gr.Dataframe(finding_rows([]), headers=FINDING_COLUMNS, label="Findings by example", interactive=False,
-                            type="array", wrap=True, column_widths=["12%", "10%", "22%", "56%"])
+                            type="array", wrap=True, column_widths=FINDING_WIDTHS)
 
     def on_validate(name, model, deploy_prompt, tokenizer="", context=0):
         if not name:
@@ -152,8 +153,9 @@ def _build_export(services: Services, shared: DatasetsTab) -> None:
     run = gr.Button("Export", variant="primary")
     notice = gr.Markdown("")
     files = gr.File(label="Exported files", file_count="multiple", interactive=False)
+    # Fixed widths: sized by its longest finding, the table ran off the right edge.
     findings = gr.Dataframe(finding_rows([]), headers=FINDING_COLUMNS, label="Findings", interactive=False,
-                            type="array", wrap=True)
+                            type="array", wrap=True, column_widths=FINDING_WIDTHS)
 
     def on_export(name, model, deploy_prompt, fmt, split, seed_value, skip):
         if not name:

@@ -194,7 +194,7 @@ def _build_examples(services: Services, shared: DatasetsTab) -> ExamplesSection:
     table = gr.Dataframe(example_rows(services, first), headers=EXAMPLE_COLUMNS, datatype=EXAMPLE_TYPES,
                          label="Examples (tick to select; click a row to edit it)", interactive=True, type="array",
                          static_columns=list(range(1, len(EXAMPLE_COLUMNS))), max_height=420, wrap=True,
-                         column_widths=["4%", "5%", "8%", "9%", "8%", "7%", "22%", "22%", "15%"])
+                         column_widths=["6%", "5%", "8%", "8%", "9%", "7%", "21%", "21%", "15%"])
     with gr.Row():
         tag_button = gr.Button("Tag selected", size="sm")
         exclude_button = gr.Button("Exclude selected", size="sm")

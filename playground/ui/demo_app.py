@@ -12,6 +12,7 @@ from ..chat.conversation import Conversation, Turn
 from ..chat.services import Services
 from ..core.coalesce import coalesce
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from ..sharing.demo import DemoChat, DemoSettings, visitor
 from .format import error_notice
 
@@ -50,9 +51,10 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
             with gr.Column(scale=1, min_width=100):
                 send = gr.Button("Send", variant="primary")
                 new_chat = gr.Button("New chat")
-        gr.Markdown(f"<sub>A demo: messages up to {settings.max_chars} characters, replies capped at "
-                    f"{settings.max_tokens} tokens, and each visitor may send {settings.per_session_per_minute} "
-                    "messages a minute. The host keeps a log of these chats.</sub>")
+        gr.Markdown(f"<sub>A demo: messages up to {plural(settings.max_chars, 'character')}, replies capped at "
+                    f"{plural(settings.max_tokens, 'token')}, and each visitor may send "
+                    f"{plural(settings.per_session_per_minute, 'message')} a minute. The host keeps a log of these "
+                    "chats.</sub>")
         # None until the first message: each session then starts a conversation of its own. (A shared starting
         # Conversation would put every visitor in one conversation; a callable State adds a public load endpoint.)
         state = gr.State(None)

@@ -34,7 +34,8 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         query = gr.Textbox(label="Search", placeholder="Words from a message or a reply", scale=4)
         search = gr.Button("Search", scale=1)
     conversations = gr.Dataframe(conversation_rows(services, ""), headers=CONVERSATION_COLUMNS,
-                                 label="Conversations (select one to open it)", interactive=False, type="array")
+                                 label="Conversations (select one to open it)", interactive=False, type="array",
+                                 wrap=True, column_widths=["22%", "14%", "16%", "18%", "30%"])
     with gr.Row():
         conversation_id = gr.Textbox(label="Conversation id", scale=4)
         open_button = gr.Button("Open in Chat", variant="primary", scale=1)

@@ -60,7 +60,7 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
     table = gr.Dataframe([EMPTY_ROW], headers=LOG_COLUMNS, datatype=LOG_TYPES, interactive=True, type="array",
                          label="Logged exchanges, newest first (tick the ones to add)", wrap=True, max_height=420,
                          static_columns=list(range(1, len(LOG_COLUMNS))),
-                         column_widths=["4%", "9%", "11%", "12%", "10%", "8%", "21%", "25%"])
+                         column_widths=["6%", "8%", "11%", "12%", "10%", "8%", "20%", "25%"])
     with gr.Row():
         all_button = gr.Button("Tick all", size="sm")
         none_button = gr.Button("Tick none", size="sm")

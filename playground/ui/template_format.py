@@ -5,6 +5,7 @@ import re
 
 from ..core.errors import PlaygroundError
 from ..core.messages import Message
+from ..core.plural import plural
 from ..core.prompts import Template
 from ..templates.render import Preview
 from ..templates.store import TemplateVersion
@@ -77,10 +78,10 @@ def preview_html(shown: Preview) -> str:
     """What is sent, verbatim: each message with its tokens, or the prompt text for a completion model."""
     if shown.prompt is not None:
         parts = " · ".join(f"{m.role} {n}" for m, n in zip(shown.messages, shown.tokens))
-        return (f'<div class="head"><b>Prompt text</b> for /v1/completions <span class="tokens">· {shown.total} '
-                f'tokens</span></div><pre>{_shown(shown.prompt, shown.missing)}</pre>'
+        return (f'<div class="head"><b>Prompt text</b> for /v1/completions <span class="tokens">· '
+                f'{plural(shown.total, "token")}</span></div><pre>{_shown(shown.prompt, shown.missing)}</pre>'
                 f'<div class="tokens">tokens per part: {parts}</div>')
-    return "".join(f'<div class="head"><b>{i} · {m.role}</b> <span class="tokens">· {n} tokens</span></div>'
+    return "".join(f'<div class="head"><b>{i} · {m.role}</b> <span class="tokens">· {plural(n, "token")}</span></div>'
                    f'<pre>{_shown(m.content, shown.missing)}</pre>'
                    for i, (m, n) in enumerate(zip(shown.messages, shown.tokens), 1))
 
