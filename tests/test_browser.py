@@ -278,3 +278,22 @@ def test_page_talks_only_to_the_app_and_keeps_no_key_in_the_browser(app):
     storage = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
     assert "sk-test" not in storage
     assert "sk-test" not in page.content()
+
+
+def test_enter_sends_and_shift_enter_adds_a_line(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    box = message_box(page)
+    box.click()
+    box.type("Where is the pier?")
+    box.press("Shift+Enter")
+    box.type("And the lighthouse?")
+    expect(box).to_have_value("Where is the pier?\nAnd the lighthouse?")
+    expect(user_messages(page)).to_have_count(0)
+    assert "Shift+Enter" in box.get_attribute("placeholder")
+
+    box.press("Enter")
+    wait_for_reply(page, "And the lighthouse?")
+    expect(box).to_have_value("")
+    [exchange] = services.store.exchanges()
+    assert "Where is the pier?\nAnd the lighthouse?" in exchange["request_text"]

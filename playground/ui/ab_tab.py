@@ -15,7 +15,7 @@ from .ab_batch import build_batch
 from .ab_datasets import build_votes_to_dataset, column_source
 from .ab_leaderboard import build_leaderboard
 from .add_to_dataset import build_add_to_dataset
-from .format import error_notice, to_chatbot
+from .format import MESSAGE_KEYS, error_notice, to_chatbot
 from .params_form import build_controls, control_values, parse_params
 
 LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
@@ -141,8 +141,9 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
                 round_info = gr.Markdown(START_HINT, label="Round", elem_id="ab-round")
                 notice = gr.Markdown("", label="Notice", elem_id="ab-notice")
                 with gr.Row():
-                    message = gr.Textbox(label="Message", placeholder="One message to every column",
-                                         lines=2, max_lines=10, scale=6)
+                    # lines=1 with max_lines>1: Enter sends, Shift+Enter adds a line (see format.MESSAGE_HINT).
+                    message = gr.Textbox(label="Message", placeholder=f"One message to every column. {MESSAGE_KEYS}",
+                                         lines=1, max_lines=10, scale=6)
                     with gr.Column(scale=1, min_width=100):
                         send = gr.Button("Send", variant="primary")
                         stop = gr.Button("Stop", variant="stop")

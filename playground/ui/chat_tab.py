@@ -15,7 +15,7 @@ from ..core.errors import PlaygroundError
 from ..core.params import PARAM_NAMES
 from .add_to_dataset import build_add_to_dataset, chat_source
 from .chat_shared import ChatTab, parse_settings, reply_in_progress
-from .format import error_notice, text_of, to_chatbot
+from .format import MESSAGE_HINT, error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values
 
 LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
@@ -62,8 +62,9 @@ def build_chat_tab(services: Services) -> ChatTab:
                                  feedback_options=["Like", "Dislike"], group_consecutive_messages=False)
             notice = gr.Markdown("", elem_id="chat-notice")
             with gr.Row():
-                message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
-                                     lines=2, max_lines=10, scale=6, autofocus=True)
+                # lines=1 with max_lines>1: Gradio's box sends on Enter and adds a line on Shift+Enter (lines>1 swaps them).
+                message = gr.Textbox(label="Message", placeholder=MESSAGE_HINT,
+                                     lines=1, max_lines=10, scale=6, autofocus=True)
                 with gr.Column(scale=1, min_width=100):
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
