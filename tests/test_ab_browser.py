@@ -171,3 +171,16 @@ def test_enter_sends_to_every_column_and_shift_enter_adds_a_line(page, fake_serv
         expect(panel(tab, slot).locator("[data-testid='bot'] sub")).to_contain_text("tokens")
         expect(panel(tab, slot).locator("[data-testid='user']")).to_contain_text("And back?")
     expect(box).to_have_value("")
+
+
+def test_a_columns_picked_model_survives_a_persona_change(page, services, fake_server):
+    rude = services.personas["Rude Support Agent"]
+    services.personas[rude.name] = rude.model_copy(update={"model": "llama-3-8b"})  # a model nothing serves
+    tab = page.locator("#ab-tab")
+    choose(tab, "Model", 1, "local:gpt-4o")
+    persona = tab.get_by_label("Persona", exact=True).nth(1)
+    persona.click()
+    page.get_by_role("option", name="Rude Support Agent", exact=True).click()
+    # The prompt and the model come back in one update: once the prompt shows, the model is final.
+    expect(tab.get_by_label("System prompt", exact=True).nth(1)).to_have_value(re.compile("smart kettles"))
+    expect(tab.get_by_label("Model", exact=True).nth(1)).to_have_value(re.compile("gpt-4o  "))  # not the first served (echo)

@@ -297,3 +297,22 @@ def test_enter_sends_and_shift_enter_adds_a_line(app, services):
     expect(box).to_have_value("")
     [exchange] = services.store.exchanges()
     assert "Where is the pier?\nAnd the lighthouse?" in exchange["request_text"]
+
+
+def test_a_picked_model_survives_a_persona_change_unless_the_persona_names_a_served_one(app, services):
+    page, _ = app
+    model = page.get_by_label("Model", exact=True)
+    choose_model(page, "local:echo")
+    choose_persona(page, "Rude Support Agent")  # its model, gpt-4o-mini, is served: the persona's own wins
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("smart kettles"))
+    expect(model).to_have_value(re.compile("gpt-4o-mini"))
+
+    brack = services.personas["Professor Ignatia Brack"]
+    services.personas[brack.name] = brack.model_copy(update={"model": "llama-3-8b"})  # a model nothing serves
+    choose_model(page, "local:gpt-4o")
+    choose_persona(page, "Professor Ignatia Brack")
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("Brack"))
+    expect(model).to_have_value(re.compile("gpt-4o  "))  # not the first served (echo)
+    send(page, "Who keeps the lamp?")
+    wait_for_reply(page, "Who keeps the lamp?")
+    assert services.store.exchanges()[0]["model"] == "gpt-4o"

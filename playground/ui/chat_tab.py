@@ -18,7 +18,6 @@ from .chat_shared import ChatTab, parse_settings, reply_in_progress
 from .format import MESSAGE_HINT, error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values
 
-LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
 
 
@@ -182,10 +181,10 @@ def build_chat_tab(services: Services) -> ChatTab:
             reply.incomplete, reply.error = True, STOPPED
         return {chatbot: to_chatbot(conversation), state: conversation}
 
-    def on_persona(name):
+    def on_persona(name, picked):
         p = services.personas[name]
         fresh = Conversation.start(p.greeting)
-        return [gr.update(info=p.description), gr.update(value=services.registry.default_model(p.model)),
+        return [gr.update(info=p.description), gr.update(value=services.registry.after_persona_change(p.model, picked)),
                 p.system_prompt, variable_rows(p), *control_values(p.params), to_chatbot(fresh), fresh, ""]
 
     def on_new_chat(name):
@@ -207,7 +206,7 @@ def build_chat_tab(services: Services) -> ChatTab:
     stop.click(None, None, None, cancels=[send_event, submit_event, retry_event, edit_event]).then(
         on_stop, [state], [chatbot, state], api_name="stop")
     # .input, not .change: History's "Open in Chat" sets the persona too, and must not get a fresh chat for it.
-    persona.input(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
+    persona.input(on_persona, [persona, model], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
                   api_visibility="private")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
@@ -227,9 +226,8 @@ def build_chat_tab(services: Services) -> ChatTab:
     def on_load(name):
         # Model lists arrive in the background after startup: once they have, a new page starts on the persona's
         # model when it is served, else the first served chat model; lookup only when none answers.
-        services.registry.listed.wait(LIST_WAIT_S)
         preferred = services.personas[name].model if name in services.personas else None
-        return gr.update(choices=services.registry.choices(), value=services.registry.default_model(preferred))
+        return gr.update(choices=services.registry.choices(), value=services.registry.default_model_once_listed(preferred))
 
     root = gr.context.Context.root_block
     if root is not None:
