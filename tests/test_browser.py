@@ -316,3 +316,33 @@ def test_a_picked_model_survives_a_persona_change_unless_the_persona_names_a_ser
     send(page, "Who keeps the lamp?")
     wait_for_reply(page, "Who keeps the lamp?")
     assert services.store.exchanges()[0]["model"] == "gpt-4o"
+
+
+def test_the_speaker_is_shown_beside_the_message_box_and_an_edit_is_sent(app, services):
+    page, _ = app
+    speaker_box = page.locator("#chat-speaker")
+    speaker = speaker_box.get_by_role("textbox")  # named "Speaking as" and the line that says what is sent
+    expect(speaker).to_have_value("")  # the first persona speaks as no one
+    choose_model(page, "local:gpt-4o-mini")
+    choose_persona(page, "Professor Ignatia Brack")
+    expect(speaker).to_have_value("Tobin")
+    expect(speaker_box).to_contain_text('goes out as "Tobin: …"')
+    screenshot(page, "speaker")
+
+    send(page, "What's that noise?")
+    wait_for_reply(page, "Echo: Tobin: What's that noise?")
+    speaker.fill("Dez")
+    expect(speaker_box).to_contain_text('goes out as "Dez: …"')
+    send(page, "Is the extinguisher full?")
+    wait_for_reply(page, "Echo: Dez: Is the extinguisher full?")
+    speaker.fill("")
+    expect(speaker_box).to_contain_text("with no name")
+    send(page, "Hello?")
+    wait_for_reply(page, "Echo: Hello?")
+
+    latest = services.store.exchanges()[0]
+    sent = [m["content"] for m in latest["request"]["messages"] if m["role"] == "user"][-3:]
+    assert sent == ["Tobin: What's that noise?", "Dez: Is the extinguisher full?", "Hello?"]
+    saved = services.store.conversation(latest["conversation_id"])
+    assert saved["settings"]["speaker"] == ""
+    expect(user_messages(page)).to_have_text(["What's that noise?", "Is the extinguisher full?", "Hello?"])

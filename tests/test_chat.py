@@ -118,6 +118,23 @@ def test_a_user_turn_already_prefixed_with_the_speaker_is_not_prefixed_twice(ser
     assert sent["body"]["messages"][-1] == {"role": "user", "content": "Tobin: Hello?"}
 
 
+@pytest.mark.parametrize("speaker, sent_as", [
+    (None, "Tobin: Hello?"),  # not chosen: the persona's own speaker
+    ("Dez", "Dez: Hello?"),
+    ("  ", "Hello?"),  # emptied: no prefix at all
+])
+def test_the_speaker_chosen_in_the_settings_prefixes_each_user_turn_and_is_saved(services, fake_server, speaker, sent_as):
+    brack = persona_named(services, BRACK)
+
+    _, conversation = run(services, brack, "Hello?", speaker=speaker)
+
+    [sent] = chat_requests(fake_server)
+    assert sent["body"]["messages"][-1] == {"role": "user", "content": sent_as}
+    saved = services.store.conversation(conversation.id)
+    assert ChatSettings.model_validate(saved["settings"]).speaker == speaker
+    assert saved["transcript"][-2]["content"] == "Hello?"  # the chat keeps the words as typed
+
+
 def test_without_usage_from_the_server_tokens_are_counted_locally(services, fake_server):
     rater = persona_named(services, RATER)
 

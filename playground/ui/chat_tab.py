@@ -14,7 +14,7 @@ from ..core.coalesce import coalesce
 from ..core.errors import PlaygroundError
 from ..core.params import PARAM_NAMES
 from .add_to_dataset import build_add_to_dataset, chat_source
-from .chat_shared import ChatTab, parse_settings, reply_in_progress
+from .chat_shared import ChatTab, parse_settings, reply_in_progress, speaker_info
 from .format import MESSAGE_HINT, error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values
 
@@ -64,6 +64,10 @@ def build_chat_tab(services: Services) -> ChatTab:
                 # lines=1 with max_lines>1: Gradio's box sends on Enter and adds a line on Shift+Enter (lines>1 swaps them).
                 message = gr.Textbox(label="Message", placeholder=MESSAGE_HINT,
                                      lines=1, max_lines=10, scale=6, autofocus=True)
+                # The persona's speaker made visible: who the user is speaking as, sent as "Name: " on each turn.
+                speaker = gr.Textbox(first.speaker or "" if first else "", label="Speaking as", max_lines=1,
+                                     scale=2, min_width=160, placeholder="no name", elem_id="chat-speaker",
+                                     info=speaker_info(first.speaker if first else None))
                 with gr.Column(scale=1, min_width=100):
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -72,8 +76,11 @@ def build_chat_tab(services: Services) -> ChatTab:
     # (a value would be deep-copied into every session, id and all, and their turns would share one row).
     state = gr.State(lambda: Conversation.start(first.greeting if first else ""))
     params = [controls[n] for n in PARAM_NAMES]
-    settings_inputs = [persona, model, system_prompt, variables, *params]
-    tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, settings_inputs)
+    # The speaker last: an API client that leaves it out gets the box's value (and older calls keep working).
+    speaker_owner = gr.State(first.name if first else None)
+    settings_inputs = [persona, model, system_prompt, variables, *params, speaker, speaker_owner]
+    tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, speaker,
+                  speaker_owner, settings_inputs)
     outputs = [chatbot, state, message, notice]
 
     def reply_stream(conversation: Conversation, settings: ChatSettings, typed: str):
@@ -185,7 +192,8 @@ def build_chat_tab(services: Services) -> ChatTab:
         p = services.personas[name]
         fresh = Conversation.start(p.greeting)
         return [gr.update(info=p.description), gr.update(value=services.registry.after_persona_change(p.model, picked)),
-                p.system_prompt, variable_rows(p), *control_values(p.params), to_chatbot(fresh), fresh, ""]
+                p.system_prompt, variable_rows(p), *control_values(p.params),
+                gr.update(value=p.speaker or "", info=speaker_info(p.speaker)), p.name, to_chatbot(fresh), fresh, ""]
 
     def on_new_chat(name):
         fresh = Conversation.start(services.personas[name].greeting if name in services.personas else "")
@@ -206,8 +214,11 @@ def build_chat_tab(services: Services) -> ChatTab:
     stop.click(None, None, None, cancels=[send_event, submit_event, retry_event, edit_event]).then(
         on_stop, [state], [chatbot, state], api_name="stop")
     # .input, not .change: History's "Open in Chat" sets the persona too, and must not get a fresh chat for it.
-    persona.input(on_persona, [persona, model], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
+    persona.input(on_persona, [persona, model],
+                  [persona, model, system_prompt, variables, *params, speaker, speaker_owner, chatbot, state, notice],
                   api_visibility="private")
+    speaker.change(lambda name: gr.update(info=speaker_info(name)), [speaker], [speaker], api_visibility="private",
+                  trigger_mode="always_last", show_progress="hidden")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
     chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")

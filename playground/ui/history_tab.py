@@ -5,7 +5,7 @@ import gradio as gr
 from ..chat.ask import ChatSettings
 from ..chat.conversation import Conversation
 from ..chat.services import Services
-from .chat_shared import ChatTab
+from .chat_shared import ChatTab, speaker_info
 from .chat_tab import variable_rows
 from .format import error_notice, to_chatbot
 from .params_form import control_values
@@ -58,10 +58,12 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         persona = services.personas.get(settings.persona)
         if persona is None:
             return {notice: error_notice(f"The persona '{settings.persona}' of that conversation no longer exists.")}
+        speaker = persona.speaker or "" if settings.speaker is None else settings.speaker
         updates = {
             chat.chatbot: to_chatbot(conversation), chat.state: conversation, chat.persona: settings.persona,
             chat.model: settings.model, chat.system_prompt: settings.system_prompt,
             chat.variables: variable_rows(persona, settings.variables), chat.notice: "", notice: "",
+            chat.speaker: gr.update(value=speaker, info=speaker_info(speaker)), chat.speaker_owner: settings.persona,
             tabs: gr.Tabs(selected="chat"),
         }
         updates.update(zip(chat.params, control_values(settings.params)))
@@ -74,4 +76,4 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
     conversations.select(on_select, None, [conversation_id], api_visibility="private")
     open_button.click(on_open, [conversation_id],
                       [chat.chatbot, chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables,
-                       *chat.params, chat.notice, notice, tabs], api_name="open_conversation")
+                       *chat.params, chat.speaker, chat.speaker_owner, chat.notice, notice, tabs], api_name="open_conversation")
