@@ -217,6 +217,10 @@ def build_chat_tab(services: Services) -> ChatTab:
     persona.input(on_persona, [persona, model],
                   [persona, model, system_prompt, variables, *params, speaker, speaker_owner, chatbot, state, notice],
                   api_visibility="private")
+    # The description follows the persona however it changes (a pick, or History opening a conversation).
+    persona.change(lambda name: gr.update(info=services.personas[name].description if name in services.personas
+                                          else ""), [persona], [persona], api_visibility="private",
+                   show_progress="hidden")
     speaker.change(lambda name: gr.update(info=speaker_info(name)), [speaker], [speaker], api_visibility="private",
                   trigger_mode="always_last", show_progress="hidden")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
