@@ -152,3 +152,35 @@ def test_a_voted_column_and_the_votes_go_to_datasets(page, services, fake_server
     [pair] = iter_examples(services.store, "ab prefs")
     assert pair.messages[-1].content == "Ferries to Skye?"
     assert {pair.chosen, pair.rejected} <= {"Echo: Ferries to Skye?", "Echo: Ferries"}
+
+
+def test_enter_sends_to_every_column_and_shift_enter_adds_a_line(page, fake_server):
+    tab = page.locator("#ab-tab")
+    choose(tab, "Model", 0, "local:gpt-4o-mini")
+    choose(tab, "Model", 1, "local:gpt-4o")
+    box = tab.get_by_label("Message", exact=True)
+    box.click()
+    box.type("Ferries to Oslo?")
+    box.press("Shift+Enter")
+    box.type("And back?")
+    expect(box).to_have_value("Ferries to Oslo?\nAnd back?")
+    expect(tab.locator("[data-testid='user']")).to_have_count(0)
+
+    box.press("Enter")
+    for slot in "AB":
+        expect(panel(tab, slot).locator("[data-testid='bot'] sub")).to_contain_text("tokens")
+        expect(panel(tab, slot).locator("[data-testid='user']")).to_contain_text("And back?")
+    expect(box).to_have_value("")
+
+
+def test_a_columns_picked_model_survives_a_persona_change(page, services, fake_server):
+    rude = services.personas["Rude Support Agent"]
+    services.personas[rude.name] = rude.model_copy(update={"model": "llama-3-8b"})  # a model nothing serves
+    tab = page.locator("#ab-tab")
+    choose(tab, "Model", 1, "local:gpt-4o")
+    persona = tab.get_by_label("Persona", exact=True).nth(1)
+    persona.click()
+    page.get_by_role("option", name="Rude Support Agent", exact=True).click()
+    # The prompt and the model come back in one update: once the prompt shows, the model is final.
+    expect(tab.get_by_label("System prompt", exact=True).nth(1)).to_have_value(re.compile("smart kettles"))
+    expect(tab.get_by_label("Model", exact=True).nth(1)).to_have_value(re.compile("gpt-4o  "))  # not the first served (echo)

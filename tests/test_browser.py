@@ -237,9 +237,7 @@ def test_history_lists_the_conversation_and_reopens_it(app):
     title = page.get_by_role("gridcell", name="Where is the lighthouse?", exact=True)
     expect(title).to_be_visible()
     screenshot(page, "history")
-    title.click()
-    expect(page.get_by_label("Conversation id", exact=True)).not_to_have_value("")
-    page.get_by_role("button", name="Open in Chat", exact=True).click()
+    title.click()  # one click on its row opens it
 
     expect(page.get_by_role("tab", name="Chat", exact=True)).to_have_attribute("aria-selected", "true")
     expect(user_messages(page)).to_have_text(["Where is the lighthouse?"])
@@ -278,3 +276,105 @@ def test_page_talks_only_to_the_app_and_keeps_no_key_in_the_browser(app):
     storage = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
     assert "sk-test" not in storage
     assert "sk-test" not in page.content()
+
+
+def test_enter_sends_and_shift_enter_adds_a_line(app, services):
+    page, _ = app
+    choose_model(page, "local:gpt-4o-mini")
+    box = message_box(page)
+    box.click()
+    box.type("Where is the pier?")
+    box.press("Shift+Enter")
+    box.type("And the lighthouse?")
+    expect(box).to_have_value("Where is the pier?\nAnd the lighthouse?")
+    expect(user_messages(page)).to_have_count(0)
+    assert "Shift+Enter" in box.get_attribute("placeholder")
+
+    box.press("Enter")
+    wait_for_reply(page, "And the lighthouse?")
+    expect(box).to_have_value("")
+    [exchange] = services.store.exchanges()
+    assert "Where is the pier?\nAnd the lighthouse?" in exchange["request_text"]
+
+
+def test_a_picked_model_survives_a_persona_change_unless_the_persona_names_a_served_one(app, services):
+    page, _ = app
+    model = page.get_by_label("Model", exact=True)
+    choose_model(page, "local:echo")
+    choose_persona(page, "Rude Support Agent")  # its model, gpt-4o-mini, is served: the persona's own wins
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("smart kettles"))
+    expect(model).to_have_value(re.compile("gpt-4o-mini"))
+
+    brack = services.personas["Professor Ignatia Brack"]
+    services.personas[brack.name] = brack.model_copy(update={"model": "llama-3-8b"})  # a model nothing serves
+    choose_model(page, "local:gpt-4o")
+    choose_persona(page, "Professor Ignatia Brack")
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("Brack"))
+    expect(model).to_have_value(re.compile("gpt-4o  "))  # not the first served (echo)
+    send(page, "Who keeps the lamp?")
+    wait_for_reply(page, "Who keeps the lamp?")
+    assert services.store.exchanges()[0]["model"] == "gpt-4o"
+
+
+def test_the_speaker_is_shown_beside_the_message_box_and_an_edit_is_sent(app, services):
+    page, _ = app
+    speaker_box = page.locator("#chat-speaker")
+    speaker = speaker_box.get_by_role("textbox")  # named "Speaking as" and the line that says what is sent
+    expect(speaker).to_have_value("")  # the first persona speaks as no one
+    choose_persona(page, "Professor Ignatia Brack")
+    expect(speaker).to_have_value("Tobin")
+    expect(speaker_box).to_contain_text('goes out as "Tobin: …"')
+    choose_model(page, "local:gpt-4o-mini")
+    screenshot(page, "speaker")
+
+    send(page, "What's that noise?")
+    wait_for_reply(page, "Echo: Tobin: What's that noise?")
+    speaker.fill("Dez")
+    expect(speaker_box).to_contain_text('goes out as "Dez: …"')
+    send(page, "Is the extinguisher full?")
+    wait_for_reply(page, "Echo: Dez: Is the extinguisher full?")
+    speaker.fill("")
+    expect(speaker_box).to_contain_text("with no name")
+    send(page, "Hello?")
+    wait_for_reply(page, "Echo: Hello?")
+
+    latest = services.store.exchanges()[0]
+    sent = [m["content"] for m in latest["request"]["messages"] if m["role"] == "user"][-3:]
+    assert sent == ["Tobin: What's that noise?", "Dez: Is the extinguisher full?", "Hello?"]
+    saved = services.store.conversation(latest["conversation_id"])
+    assert saved["settings"]["speaker"] == ""
+    expect(user_messages(page)).to_have_text(["What's that noise?", "Is the extinguisher full?", "Hello?"])
+
+
+def test_one_click_on_a_history_row_opens_it_with_everything_above_the_chat(app, services):
+    page, _ = app
+    choose_persona(page, "Professor Ignatia Brack")
+    speaker = page.locator("#chat-speaker").get_by_role("textbox")
+    expect(speaker).to_have_value("Tobin")  # the persona's change has landed
+    choose_model(page, "local:gpt-4o")
+    speaker.fill("Dez")
+    expect(page.locator("#chat-speaker")).to_contain_text('"Dez: …"')
+    send(page, "Where is Euclid?")
+    wait_for_reply(page, "Echo: Dez: Where is Euclid?")
+
+    choose_persona(page, "Rude Support Agent")
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("smart kettles"))
+    choose_model(page, "local:fault-500")
+    send(page, "This one fails")
+    expect(notice(page)).to_contain_text("server error (500)")
+    expect(message_box(page)).to_have_value("This one fails")
+
+    open_tab(page, "History")
+    page.get_by_role("gridcell", name="Where is Euclid?", exact=True).click()
+
+    expect(page.get_by_role("tab", name="Chat", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(user_messages(page)).to_have_text(["Where is Euclid?"])
+    expect(page.get_by_label("Persona", exact=True)).to_have_value("Professor Ignatia Brack")
+    brack = services.personas["Professor Ignatia Brack"]
+    expect(page.get_by_text(brack.description, exact=True)).to_be_visible()  # the description follows the persona
+    expect(page.get_by_text(services.personas["Rude Support Agent"].description, exact=True)).to_have_count(0)
+    expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile("gpt-4o  "))
+    expect(page.get_by_label("System prompt", exact=True)).to_have_value(re.compile("Professor Ignatia Brack"))
+    expect(speaker).to_have_value("Dez")
+    expect(message_box(page)).to_have_value("")  # the failed message belonged to the other chat
+    expect(notice(page)).to_be_empty()

@@ -1,6 +1,7 @@
 """The chat engine end to end: personas, the real SDK against the loopback server, a real SQLite store."""
 
 import json
+import threading
 
 import pytest
 
@@ -115,6 +116,23 @@ def test_a_user_turn_already_prefixed_with_the_speaker_is_not_prefixed_twice(ser
 
     [sent] = chat_requests(fake_server)
     assert sent["body"]["messages"][-1] == {"role": "user", "content": "Tobin: Hello?"}
+
+
+@pytest.mark.parametrize("speaker, sent_as", [
+    (None, "Tobin: Hello?"),  # not chosen: the persona's own speaker
+    ("Dez", "Dez: Hello?"),
+    ("  ", "Hello?"),  # emptied: no prefix at all
+])
+def test_the_speaker_chosen_in_the_settings_prefixes_each_user_turn_and_is_saved(services, fake_server, speaker, sent_as):
+    brack = persona_named(services, BRACK)
+
+    _, conversation = run(services, brack, "Hello?", speaker=speaker)
+
+    [sent] = chat_requests(fake_server)
+    assert sent["body"]["messages"][-1] == {"role": "user", "content": sent_as}
+    saved = services.store.conversation(conversation.id)
+    assert ChatSettings.model_validate(saved["settings"]).speaker == speaker
+    assert saved["transcript"][-2]["content"] == "Hello?"  # the chat keeps the words as typed
 
 
 def test_without_usage_from_the_server_tokens_are_counted_locally(services, fake_server):
@@ -446,6 +464,27 @@ def test_default_model_is_lookup_when_no_provider_answers(services, fake_server,
 
     assert services.registry.default_model(preferred) == "offline:lookup"
     assert services.registry.served_chat_models() == []
+
+
+@pytest.mark.parametrize("persona_model, picked, expected", [
+    ("gpt-4o", "local:gpt-4o-mini", "local:gpt-4o"),  # the persona names a served model of its own
+    ("gpt-9-not-listed", "local:gpt-4o-mini", "local:gpt-4o-mini"),  # it does not: the user's pick stays
+    (None, "offline:lookup", "offline:lookup"),
+    (None, "typed-model", "typed-model"),
+    ("gpt-9-not-listed", "", "local:echo"),  # nothing picked: the usual default
+])
+def test_a_persona_change_keeps_the_picked_model_unless_the_persona_names_a_served_one(
+        services, persona_model, picked, expected):
+    assert services.registry.after_persona_change(persona_model, picked) == expected
+
+
+def test_the_default_once_listed_waits_for_the_first_lists(services):
+    services.registry.listed.clear()
+    lists_in = threading.Timer(0.2, services.registry.listed.set)  # the startup thread, finishing its lists
+    lists_in.start()
+    assert services.registry.default_model_once_listed("gpt-4o", timeout=30) == "local:gpt-4o"
+    assert services.registry.listed.is_set()  # it returned only once the lists were in
+    lists_in.join()
 
 
 def test_served_chat_models_leave_out_base_embedding_and_audio_models(services, fake_server):

@@ -13,7 +13,7 @@ from tests.test_ui_api import send_args
 BRACK = "Professor Ignatia Brack"
 LAB = {"headers": ["variable", "value"], "data": [["lab_name", "the Silo on Gorse Lane"]]}
 MODEL = "local:gpt-4o-mini"
-# persona, model, system prompt (left as the persona's), variables: the chat settings the panel reads
+# persona, model, system prompt (left as the persona's), variables, speaker: the chat settings the panel reads
 OPTIONS = {"upto": -1, "system": "deploy", "custom": "", "seeds": False, "speaker": True, "weight": True,
            "greeting": True, "turn": None, "text": ""}
 
@@ -27,7 +27,8 @@ def chat_with_brack(client: Client, services, *texts: str) -> None:
 
 def panel_args(services, **changes) -> list:
     o = {**OPTIONS, **changes}
-    return [BRACK, MODEL, services.personas[BRACK].system_prompt, LAB, o["upto"], o["system"], o["custom"], o["seeds"],
+    # "Speaking as" left empty: an API session never filled it for this persona, so Brack's own speaker stands.
+    return [BRACK, MODEL, services.personas[BRACK].system_prompt, LAB, "", o["upto"], o["system"], o["custom"], o["seeds"],
             o["speaker"], o["weight"], o["greeting"], o["turn"], o["text"]]
 
 

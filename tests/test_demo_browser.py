@@ -72,3 +72,19 @@ def test_the_rate_limit_message_shows_and_the_text_stays(demo_page):
     expect(message_box(page)).to_have_value("third")
     expect(user_messages(page)).to_have_count(2)
     screenshot(page, "demo/rate-limited")
+
+
+def test_enter_sends_and_shift_enter_adds_a_line(demo_page, services):
+    page, _ = demo_page
+    box = message_box(page)
+    box.click()
+    box.type("Tell me about the lamp")
+    box.press("Shift+Enter")
+    box.type("and the lens")
+    expect(box).to_have_value("Tell me about the lamp\nand the lens")
+    expect(user_messages(page)).to_have_count(0)
+
+    box.press("Enter")
+    expect(user_messages(page)).to_have_count(1)
+    expect(box).to_have_value("")
+    expect(bot_messages(page).last).to_contain_text("Echo: Tobin: Tell me about the lamp")  # capped at 8 tokens

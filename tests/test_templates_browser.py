@@ -179,3 +179,30 @@ def test_a_persona_saved_as_a_new_file_joins_the_chat_and_ab_lists(page, app_url
     tab = page.locator("#ab-tab")
     tab.get_by_label("Persona", exact=True).nth(1).click()
     expect(page.get_by_role("option", name="Gullstone Light: Night Shift", exact=True)).to_be_visible()
+
+
+def test_a_page_opened_before_the_model_lists_are_in_starts_on_served_models(browser, _home, fake_server, personas_dir):
+    from playground.services import build_services
+    from playground.ui.app import LAUNCH_DEFAULTS, build_app, launch
+    from tests.conftest import write_providers
+
+    write_providers(_home, fake_server, timeout=2)
+    # Just after startup: no model list has come back yet, so only lookup is known to answer.
+    services = build_services(home=_home, personas_dir=personas_dir, environ={"LOCAL_KEY": "sk-test"},
+                              detect_local=False, discover=False)
+    services.registry.listed.clear()
+    demo = build_app(services)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_DEFAULTS)
+    try:
+        page, _ = open_app(browser, url)
+        services.registry.refresh()  # the startup lists come in while the page loads
+        open_tab(page, "Templates")
+        editor_model = page.locator("#template-model").get_by_label("Model", exact=True)
+        expect(editor_model).to_have_value(re.compile("gpt-4o-mini"))  # the template's own model, served
+        open_tab(page, "Generate data")
+        generation_model = page.locator("#generation-model").get_by_label("Model", exact=True)
+        expect(generation_model).not_to_have_value(re.compile("lookup"))
+        expect(generation_model).to_have_value(re.compile("gpt-4o-mini"))
+        page.context.close()
+    finally:
+        demo.close()

@@ -42,7 +42,8 @@ def test_send_api_takes_the_chat_settings(client):
     params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/send"]["parameters"]
     assert [p["label"] for p in params] == [
         "Message", "Persona", "Model", "System prompt", "Variables", "Temperature", "Top p", "Max tokens",
-        "Presence penalty", "Frequency penalty", "Seed", "Stop sequences"]
+        "Presence penalty", "Frequency penalty", "Seed", "Stop sequences", "Speaking as"]
+    assert params[-1]["parameter_has_default"]  # optional: calls written before the speaker box still work
 
 
 def test_send_streams_the_reply_then_its_metrics(client, services, fake_server):

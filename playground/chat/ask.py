@@ -32,6 +32,14 @@ class ChatSettings(BaseModel):
     system_prompt: str = ""
     params: SamplingParams = Field(default_factory=SamplingParams)
     variables: dict[str, str] = Field(default_factory=dict)
+    speaker: str | None = Field(None, description="Who the user speaks as: each user turn goes out as 'Name: ...'. "
+                                                   "None: the persona's speaker; empty: no prefix.")
+
+    def speaking_persona(self, persona: Persona) -> Persona:
+        """The persona with the speaker chosen here, so every prefix (request, dataset example) is the one sent."""
+        if self.speaker is None:
+            return persona
+        return persona.model_copy(update={"speaker": self.speaker.strip() or None})
 
     @classmethod
     def for_persona(cls, persona: Persona, model: str) -> "ChatSettings":
@@ -64,10 +72,9 @@ def build_request(persona: Persona, settings: ChatSettings, conversation: Conver
     values = {**persona.variables, **settings.variables}
     system = [Message(role="system", content=fill(settings.system_prompt, values))] if settings.system_prompt.strip() else []
     seeds = fill_messages(persona.seed_messages, values)
-    history = [
-        Message(role="user", content=persona.speaker_prefixed(m.content)) if m.role == "user" else m
-        for m in conversation.history()
-    ]
+    # Each user turn keeps the name it was first sent under; the pending one takes the speaker chosen now.
+    speaking = settings.speaking_persona(persona)
+    history = conversation.history(lambda t: speaking.speaker_prefixed(t.content, t.speaker))
     messages = system + seeds + history
     if as_prompt:
         return Request("completion", messages, render_prompt(messages, persona.prompt_format))
@@ -108,6 +115,9 @@ def stream_reply(services: Services, persona: Persona, settings: ChatSettings,
     Errors that occur before anything is sent (unfilled variables, unknown model) are raised instead.
     """
     provider, model = services.registry.resolve(settings.model)
+    pending = next((t for t in reversed(conversation.turns) if t.role == "user"), None)
+    if pending is not None:  # a retry or an edit is sent again under the speaker chosen now
+        pending.speaker = settings.speaking_persona(persona).speaker or ""
     request = build_request(persona, settings, conversation, provider.uses_completions(model, persona.mode == "completion"))
     reply = conversation.turns[-1] if conversation.turns[-1].role == "assistant" else None
     if reply is None:

@@ -16,6 +16,8 @@ class Turn(BaseModel):
     incomplete: bool = False
     error: str | None = None
     rating: int = 0
+    speaker: str | None = Field(None, description="A user turn's speaker as it was sent ('' for no name); None "
+                                                  "until it is sent.")
 
 
 class StopSignal:
@@ -74,9 +76,11 @@ class Conversation(BaseModel):
         first = next((t.content for t in self.turns if t.role == "user"), "New chat")
         return first.strip().splitlines()[0][:80] if first.strip() else "New chat"
 
-    def history(self) -> list[Message]:
-        """What the model is shown: failed replies with no text are left out, partial ones kept."""
-        return [Message(role=t.role, content=t.content) for t in self.turns if t.content or t.role == "user"]
+    def history(self, user_text=lambda turn: turn.content) -> list[Message]:
+        """What the model is shown: failed replies with no text are left out, partial ones kept. `user_text` gives
+        a user turn's text as sent (with its speaker's name)."""
+        return [Message(role=t.role, content=user_text(t) if t.role == "user" else t.content)
+                for t in self.turns if t.content or t.role == "user"]
 
     def pending_user_text(self) -> str | None:
         """The user turn awaiting a reply, if the conversation ends with one."""

@@ -30,11 +30,13 @@ class Persona(Template):
             raise ValueError("is blank: give the persona a name")
         return name
 
-    def speaker_prefixed(self, text: str) -> str:
-        """Prefix the default speaker unless the user named one ("Dez: ...", "Mrs. Halvorsen: ...")."""
-        if not self.speaker or NAMED_SPEAKER.match(text):
+    def speaker_prefixed(self, text: str, speaker: str | None = None) -> str:
+        """Prefix the speaker (`speaker` when given, "" for none, else the persona's) unless the user named one
+        ("Dez: ...", "Mrs. Halvorsen: ...")."""
+        name = self.speaker if speaker is None else speaker.strip()
+        if not name or NAMED_SPEAKER.match(text):
             return text
-        return f"{self.speaker}: {text}"
+        return f"{name}: {text}"
 
 
 def load_persona(path: Path) -> Persona:

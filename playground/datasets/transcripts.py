@@ -74,6 +74,7 @@ class SentChat:
 def example_from_conversation(persona: Persona, settings: ChatSettings, conversation: Conversation,
                               options: ConversionOptions) -> Example:
     """The chat in the Chat tab (or one side of A/B) as an example; raises ConversionError saying what to change."""
+    persona = settings.speaking_persona(persona)  # user turns prefixed as they were sent
     values = {**persona.variables, **settings.variables}
     system = fill(settings.system_prompt, values) if settings.system_prompt.strip() else None
     sent = SentChat(persona, settings.model, system, fill_messages(persona.seed_messages, values),
@@ -159,7 +160,7 @@ def _message(persona: Persona, index: int, turn: Turn, options: ConversionOption
         weight = 0 if not edited and (cut_off or (options.weight_disliked and turn.rating < 0)) else None
         return TrainingMessage(role="assistant", content=content, weight=weight)
     if turn.role == "user" and options.speaker_prefix:
-        content = persona.speaker_prefixed(content)
+        content = persona.speaker_prefixed(content, turn.speaker)
     return TrainingMessage(role=turn.role, content=content)
 
 

@@ -10,6 +10,7 @@ from .lookup import LOOKUP_MODEL, LookupProvider
 from .openai import make_provider, probe_local_servers
 
 SEPARATOR = ":"
+LIST_WAIT_S = 5.0  # how long a new page waits for the first model lists before showing what is known
 # Listed models that do not chat (OpenAI's /v1/models lists them all): never a picker's default.
 NOT_CHAT = re.compile(r"embed|whisper|tts|dall-e|moderation|transcribe|realtime|image|audio|search|rerank", re.I)
 
@@ -94,22 +95,38 @@ class Registry:
         return [f"{name}{SEPARATOR}{model}" for name, models in self.models().items() if name in answered
                 for model in models if not answered[name].is_completion_model(model) and not NOT_CHAT.search(model)]
 
+    def served(self, model: str | None) -> str | None:
+        """provider:model for `model` (bare or provider:model) when an answering provider lists it, else None."""
+        if not model:
+            return None
+        with self._lock:
+            answered = set(self._answered)
+        head, sep, rest = model.partition(SEPARATOR)
+        for provider, models in self.models().items():
+            if provider not in answered:
+                continue
+            if sep and head == provider and rest in models:
+                return model
+            if model in models:
+                return f"{provider}{SEPARATOR}{model}"
+        return None
+
     def default_model(self, preferred: str | None = None) -> str:
         """The preferred model if an answering provider lists it, else the first served chat model, else the
         lookup baseline, which always answers."""
-        with self._lock:
-            answered = set(self._answered)
-        if preferred:
-            head, sep, rest = preferred.partition(SEPARATOR)
-            for provider, models in self.models().items():
-                if provider not in answered:
-                    continue
-                if sep and head == provider and rest in models:
-                    return preferred
-                if preferred in models:
-                    return f"{provider}{SEPARATOR}{preferred}"
-        served = self.served_chat_models()
-        return served[0] if served else f"{self.lookup.name}{SEPARATOR}{LOOKUP_MODEL}"
+        served = self.served(preferred) or next(iter(self.served_chat_models()), None)
+        return served or f"{self.lookup.name}{SEPARATOR}{LOOKUP_MODEL}"
+
+    def default_model_once_listed(self, preferred: str | None = None, timeout: float = LIST_WAIT_S) -> str:
+        """default_model once the first model lists are in (they arrive in the background after startup), so a
+        page opened right after startup starts on a served model, not on lookup; waits at most `timeout`."""
+        self.listed.wait(timeout)
+        return self.default_model(preferred)
+
+    def after_persona_change(self, persona_model: str | None, picked: str | None) -> str:
+        """The model once the user picks another persona: the persona's own when it is served (it was written for
+        it), else the model the user had picked, which a persona change must not take away."""
+        return self.served(persona_model) or (picked or "").strip() or self.default_model()
 
     def resolve(self, ref: str) -> tuple[Provider | LookupProvider, str]:
         ref = (ref or "").strip()

@@ -11,14 +11,14 @@ from ..chat.personas import persona_order
 from ..chat.services import Services
 from ..core.errors import PlaygroundError
 from ..core.params import PARAM_NAMES, SamplingParams
+from ..providers.registry import LIST_WAIT_S
 from .ab_batch import build_batch
 from .ab_datasets import build_votes_to_dataset, column_source
 from .ab_leaderboard import build_leaderboard
 from .add_to_dataset import build_add_to_dataset
-from .format import error_notice, to_chatbot
+from .format import MESSAGE_KEYS, error_notice, to_chatbot
 from .params_form import build_controls, control_values, parse_params
 
-LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the stopped streams to log their partial replies
 START_HINT = ("Send one message to every column: the replies stream side by side. In blind mode the columns are "
               "shuffled every round and their names stay hidden until you vote.")
@@ -141,8 +141,9 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
                 round_info = gr.Markdown(START_HINT, label="Round", elem_id="ab-round")
                 notice = gr.Markdown("", label="Notice", elem_id="ab-notice")
                 with gr.Row():
-                    message = gr.Textbox(label="Message", placeholder="One message to every column",
-                                         lines=2, max_lines=10, scale=6)
+                    # lines=1 with max_lines>1: Enter sends, Shift+Enter adds a line (see format.MESSAGE_HINT).
+                    message = gr.Textbox(label="Message", placeholder=f"One message to every column. {MESSAGE_KEYS}",
+                                         lines=1, max_lines=10, scale=6)
                     with gr.Column(scale=1, min_width=100):
                         send = gr.Button("Send", variant="primary")
                         stop = gr.Button("Stop", variant="stop")
@@ -246,11 +247,11 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
                 slot: gr.Radio(list(LETTERS[:n]), value="A"),
                 state: None, round_info: START_HINT, notice: ""}
 
-    def on_persona(name):
+    def on_persona(name, picked):
         persona = services.personas.get(name)
         if persona is None:
             return [gr.update()] * (2 + len(PARAM_NAMES))
-        return [gr.update(value=services.registry.default_model(persona.model)), persona.system_prompt,
+        return [gr.update(value=services.registry.after_persona_change(persona.model, picked)), persona.system_prompt,
                 *control_values(persona.params)]
 
     shown_outputs = [*chatbots, round_info]
@@ -272,7 +273,7 @@ def build_ab_tab(services: Services) -> list[gr.Dropdown]:
     count.change(on_count, [count], [*(s.group for s in setups), *chatbots, *scores, *better, tie, bothbad, slot,
                                      state, round_info, notice], api_visibility="private")
     for setup in setups:
-        setup.persona.input(on_persona, [setup.persona], [setup.model, setup.system_prompt, *setup.params],
+        setup.persona.input(on_persona, [setup.persona, setup.model], [setup.model, setup.system_prompt, *setup.params],
                             api_visibility="private")
     # The column setup folds away on the Leaderboard and Batch views, where it pushed the view down (Batch still
     # runs the setups: one click opens them), and opens again on Compare.

@@ -87,9 +87,10 @@ def message_choices(conversation: Conversation) -> list[tuple[str, int]]:
     return [(f"{i + 1} · {t.role} · {snippet(t.content) or '(no text)'}", i) for i, t in enumerate(conversation.turns)]
 
 
-def chat_settings(services: Services, persona, model, system_prompt, variables) -> ChatSettings:
+def chat_settings(services: Services, persona, model, system_prompt, variables, speaker=None, owner=None) -> ChatSettings:
     """The chat's settings; sampling parameters do not change an example, so the defaults stand in for them."""
-    return parse_settings(services, persona, model, system_prompt, variables, *control_values(SamplingParams()))
+    return parse_settings(services, persona, model, system_prompt, variables, *control_values(SamplingParams()),
+                          speaker, owner)
 
 
 def current_edits(edits: dict, conversation: Conversation, turn, text) -> dict[int, str]:
@@ -149,7 +150,8 @@ def chat_source(services: Services, chat: ChatTab) -> TranscriptSource:
             return None  # refreshed once the reply is finished, not at every token
         return state
 
-    return TranscriptSource(inputs=[chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables],
+    return TranscriptSource(inputs=[chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables,
+                                    chat.speaker, chat.speaker_owner],
                             conversation=conversation,
                             settings=lambda _state, *chat_values: chat_settings(services, *chat_values),
                             changed=[chat.chatbot, chat.state])

@@ -11,6 +11,7 @@ from ..chat.ask import ChatSettings
 from ..chat.conversation import Conversation
 from ..chat.services import Services
 from ..core.errors import PlaygroundError
+from ..core.params import PARAM_NAMES
 from .params_form import parse_params
 
 
@@ -27,16 +28,34 @@ class ChatTab:
     system_prompt: gr.Textbox
     variables: gr.Dataframe
     params: list
+    speaker: gr.Textbox
+    speaker_owner: gr.State  # the persona whose speaker the box was filled with (see parse_settings)
     settings_inputs: list
 
 
-def parse_settings(services: Services, persona_name, model, system_prompt, variables, *param_values) -> ChatSettings:
+def parse_settings(services: Services, persona_name, model, system_prompt, variables, *rest) -> ChatSettings:
+    """The settings from the Chat tab's inputs: the parameters, then (when given) the speaker box and its owner.
+
+    The box counts only when it was filled for this persona: an API client that picks another persona without
+    going through the page (so the box still holds the first persona's speaker, or its default) speaks as the
+    persona's own speaker, as before there was a box."""
+    param_values, (speaker, owner) = rest[:len(PARAM_NAMES)], (list(rest[len(PARAM_NAMES):]) + [None, None])[:2]
+    if owner != persona_name:
+        speaker = None
     if persona_name not in services.personas:
         raise PlaygroundError(f"Unknown persona '{persona_name}'. Pick one from the Persona list.")
     rows = variables.values.tolist() if hasattr(variables, "values") else (variables or [])
     values = {str(r[0]).strip(): str(r[1]) for r in rows if r and str(r[0]).strip()}
     return ChatSettings(persona=persona_name, model=model or "", system_prompt=system_prompt or "",
-                        params=parse_params(list(param_values)), variables=values)
+                        params=parse_params(list(param_values)), variables=values,
+                        speaker=None if speaker is None else str(speaker).strip())
+
+
+def speaker_info(speaker: str | None) -> str:
+    """What the speaker box says happens to each message."""
+    name = (speaker or "").strip()
+    return f'Each message goes out as "{name}: …". Empty: no name.' if name else \
+        "Messages go out as typed, with no name. Type one to speak as someone."
 
 
 def reply_in_progress(conversation: Conversation) -> int | None:

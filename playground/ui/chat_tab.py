@@ -14,11 +14,10 @@ from ..core.coalesce import coalesce
 from ..core.errors import PlaygroundError
 from ..core.params import PARAM_NAMES
 from .add_to_dataset import build_add_to_dataset, chat_source
-from .chat_shared import ChatTab, parse_settings, reply_in_progress
-from .format import error_notice, text_of, to_chatbot
+from .chat_shared import ChatTab, parse_settings, reply_in_progress, speaker_info
+from .format import MESSAGE_HINT, error_notice, text_of, to_chatbot
 from .params_form import build_controls, control_values
 
-LIST_WAIT_S = 5.0  # how long a page load waits for the first model lists before showing what is known
 STOP_WAIT_S = 3.0  # how long Stop waits for the cancelled stream to log the partial reply
 
 
@@ -62,8 +61,13 @@ def build_chat_tab(services: Services) -> ChatTab:
                                  feedback_options=["Like", "Dislike"], group_consecutive_messages=False)
             notice = gr.Markdown("", elem_id="chat-notice")
             with gr.Row():
-                message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
-                                     lines=2, max_lines=10, scale=6, autofocus=True)
+                # lines=1 with max_lines>1: Gradio's box sends on Enter and adds a line on Shift+Enter (lines>1 swaps them).
+                message = gr.Textbox(label="Message", placeholder=MESSAGE_HINT,
+                                     lines=1, max_lines=10, scale=6, autofocus=True)
+                # The persona's speaker made visible: who the user is speaking as, sent as "Name: " on each turn.
+                speaker = gr.Textbox(first.speaker or "" if first else "", label="Speaking as", max_lines=1,
+                                     scale=2, min_width=160, placeholder="no name", elem_id="chat-speaker",
+                                     info=speaker_info(first.speaker if first else None))
                 with gr.Column(scale=1, min_width=100):
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -72,8 +76,11 @@ def build_chat_tab(services: Services) -> ChatTab:
     # (a value would be deep-copied into every session, id and all, and their turns would share one row).
     state = gr.State(lambda: Conversation.start(first.greeting if first else ""))
     params = [controls[n] for n in PARAM_NAMES]
-    settings_inputs = [persona, model, system_prompt, variables, *params]
-    tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, settings_inputs)
+    # The speaker last: an API client that leaves it out gets the box's value (and older calls keep working).
+    speaker_owner = gr.State(first.name if first else None)
+    settings_inputs = [persona, model, system_prompt, variables, *params, speaker, speaker_owner]
+    tab = ChatTab(chatbot, state, message, notice, persona, model, system_prompt, variables, params, speaker,
+                  speaker_owner, settings_inputs)
     outputs = [chatbot, state, message, notice]
 
     def reply_stream(conversation: Conversation, settings: ChatSettings, typed: str):
@@ -181,11 +188,12 @@ def build_chat_tab(services: Services) -> ChatTab:
             reply.incomplete, reply.error = True, STOPPED
         return {chatbot: to_chatbot(conversation), state: conversation}
 
-    def on_persona(name):
+    def on_persona(name, picked):
         p = services.personas[name]
         fresh = Conversation.start(p.greeting)
-        return [gr.update(info=p.description), gr.update(value=services.registry.default_model(p.model)),
-                p.system_prompt, variable_rows(p), *control_values(p.params), to_chatbot(fresh), fresh, ""]
+        return [gr.update(info=p.description), gr.update(value=services.registry.after_persona_change(p.model, picked)),
+                p.system_prompt, variable_rows(p), *control_values(p.params),
+                gr.update(value=p.speaker or "", info=speaker_info(p.speaker)), p.name, to_chatbot(fresh), fresh, ""]
 
     def on_new_chat(name):
         fresh = Conversation.start(services.personas[name].greeting if name in services.personas else "")
@@ -206,8 +214,15 @@ def build_chat_tab(services: Services) -> ChatTab:
     stop.click(None, None, None, cancels=[send_event, submit_event, retry_event, edit_event]).then(
         on_stop, [state], [chatbot, state], api_name="stop")
     # .input, not .change: History's "Open in Chat" sets the persona too, and must not get a fresh chat for it.
-    persona.input(on_persona, [persona], [persona, model, system_prompt, variables, *params, chatbot, state, notice],
+    persona.input(on_persona, [persona, model],
+                  [persona, model, system_prompt, variables, *params, speaker, speaker_owner, chatbot, state, notice],
                   api_visibility="private")
+    # The description follows the persona however it changes (a pick, or History opening a conversation).
+    persona.change(lambda name: gr.update(info=services.personas[name].description if name in services.personas
+                                          else ""), [persona], [persona], api_visibility="private",
+                   show_progress="hidden")
+    speaker.change(lambda name: gr.update(info=speaker_info(name)), [speaker], [speaker], api_visibility="private",
+                  trigger_mode="always_last", show_progress="hidden")
     new_chat.click(on_new_chat, [persona], [chatbot, state, notice], api_name="new_chat")
     # The chat's own Clear (bin) button must empty the conversation too, not just what is on screen.
     chatbot.clear(on_new_chat, [persona], [chatbot, state, notice], api_visibility="private")
@@ -226,9 +241,8 @@ def build_chat_tab(services: Services) -> ChatTab:
     def on_load(name):
         # Model lists arrive in the background after startup: once they have, a new page starts on the persona's
         # model when it is served, else the first served chat model; lookup only when none answers.
-        services.registry.listed.wait(LIST_WAIT_S)
         preferred = services.personas[name].model if name in services.personas else None
-        return gr.update(choices=services.registry.choices(), value=services.registry.default_model(preferred))
+        return gr.update(choices=services.registry.choices(), value=services.registry.default_model_once_listed(preferred))
 
     root = gr.context.Context.root_block
     if root is not None:

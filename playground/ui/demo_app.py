@@ -14,7 +14,7 @@ from ..core.coalesce import coalesce
 from ..core.errors import PlaygroundError
 from ..core.plural import plural
 from ..sharing.demo import DemoChat, DemoSettings, visitor
-from .format import error_notice
+from .format import MESSAGE_HINT, error_notice
 
 FAILED_REPLY = "The model could not answer just now; try again in a moment."
 
@@ -46,7 +46,8 @@ def build_demo_app(services: Services, settings: DemoSettings) -> gr.Blocks:
                              buttons=["copy"], group_consecutive_messages=False)
         notice = gr.Markdown("", elem_id="chat-notice")
         with gr.Row():
-            message = gr.Textbox(label="Message", placeholder="Type a message and press Enter", lines=2, max_lines=8,
+            # lines=1 with max_lines>1: Enter sends, Shift+Enter adds a line (see format.MESSAGE_HINT).
+            message = gr.Textbox(label="Message", placeholder=MESSAGE_HINT, lines=1, max_lines=8,
                                  scale=6, autofocus=True)
             with gr.Column(scale=1, min_width=100):
                 send = gr.Button("Send", variant="primary")

@@ -2,6 +2,10 @@
 
 from ..chat.conversation import Conversation, Turn
 
+# What the message boxes' keys do; true only while each box is built with lines=1 and max_lines>1.
+MESSAGE_KEYS = "Enter sends, Shift+Enter adds a line."
+MESSAGE_HINT = f"Type a message. {MESSAGE_KEYS}"
+
 
 def reply_markdown(turn: Turn) -> str:
     """A reply as shown: its text, then a warning if it failed, then its metrics line."""

@@ -98,8 +98,10 @@ def _layout(services: Services, files: TemplateFiles) -> Panel:
     chunks_table = gr.Dataframe(headers=CHUNK_HEADERS, label="Chunks", type="array", interactive=False, max_height=260)
     with gr.Row():
         template = gr.Dropdown(keys, value=default, label="Generation template", scale=2, min_width=240)
-        model = gr.Dropdown(services.registry.choices(), value=services.registry.default_model(DEFAULT_MODEL),
-                            label="Model", allow_custom_value=True, scale=2, min_width=240)
+        # A callable: each page load picks a served chat model once the lists are in (lookup generates nothing).
+        model = gr.Dropdown(services.registry.choices(), label="Model", allow_custom_value=True,
+                            value=lambda: services.registry.default_model_once_listed(DEFAULT_MODEL),
+                            elem_id="generation-model", scale=2, min_width=240)
         count = gr.Number(5, label="Pairs per chunk", precision=0, minimum=1, maximum=50)
         concurrency = gr.Slider(1, 16, value=4, step=1, label="Parallel calls")
         go = gr.Button("Generate", variant="primary", scale=0)

@@ -5,7 +5,7 @@ import gradio as gr
 from ..chat.ask import ChatSettings
 from ..chat.conversation import Conversation
 from ..chat.services import Services
-from .chat_shared import ChatTab
+from .chat_shared import ChatTab, speaker_info
 from .chat_tab import variable_rows
 from .format import error_notice, to_chatbot
 from .params_form import control_values
@@ -34,10 +34,10 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         query = gr.Textbox(label="Search", placeholder="Words from a message or a reply", scale=4)
         search = gr.Button("Search", scale=1)
     conversations = gr.Dataframe(conversation_rows(services, ""), headers=CONVERSATION_COLUMNS,
-                                 label="Conversations (select one to open it)", interactive=False, type="array",
-                                 wrap=True, column_widths=["22%", "14%", "16%", "18%", "30%"])
+                                 label="Conversations (click a row to open it in Chat)", interactive=False,
+                                 type="array", wrap=True, column_widths=["22%", "14%", "16%", "18%", "30%"])
     with gr.Row():
-        conversation_id = gr.Textbox(label="Conversation id", scale=4)
+        conversation_id = gr.Textbox(label="Conversation id", scale=4, info="Or paste an id and press Open in Chat.")
         open_button = gr.Button("Open in Chat", variant="primary", scale=1)
     notice = gr.Markdown("")
     exchanges = gr.Dataframe(exchange_rows(services, ""), headers=EXCHANGE_COLUMNS,
@@ -48,7 +48,10 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         return conversation_rows(services, text), exchange_rows(services, text)
 
     def on_select(evt: gr.SelectData):
-        return evt.row_value[0] if evt.row_value else ""
+        cid = str(evt.row_value[0]) if evt.row_value and evt.row_value[0] not in ("", None) else ""
+        if not cid:  # the empty table's blank row
+            return {conversation_id: ""}
+        return {conversation_id: cid, **on_open(cid)}
 
     def on_open(cid):
         row = services.store.conversation((cid or "").strip())
@@ -59,10 +62,15 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
         persona = services.personas.get(settings.persona)
         if persona is None:
             return {notice: error_notice(f"The persona '{settings.persona}' of that conversation no longer exists.")}
+        speaker = persona.speaker or "" if settings.speaker is None else settings.speaker
         updates = {
-            chat.chatbot: to_chatbot(conversation), chat.state: conversation, chat.persona: settings.persona,
+            # Everything above the chat follows the conversation (the persona's description follows the persona
+            # in chat_tab); a failed message left in the box belongs to the chat being left.
+            chat.chatbot: to_chatbot(conversation), chat.state: conversation, chat.message: "",
+            chat.persona: settings.persona,
             chat.model: settings.model, chat.system_prompt: settings.system_prompt,
             chat.variables: variable_rows(persona, settings.variables), chat.notice: "", notice: "",
+            chat.speaker: gr.update(value=speaker, info=speaker_info(speaker)), chat.speaker_owner: settings.persona,
             tabs: gr.Tabs(selected="chat"),
         }
         updates.update(zip(chat.params, control_values(settings.params)))
@@ -72,7 +80,8 @@ def build_history_tab(services: Services, chat: ChatTab, tabs: gr.Tabs, tab: gr.
     query.submit(on_search, [query], [conversations, exchanges], api_visibility="private")
     # The tables are filled when the app is built; chats since then must show up when the tab is opened.
     tab.select(on_search, [query], [conversations, exchanges], api_visibility="private")
-    conversations.select(on_select, None, [conversation_id], api_visibility="private")
-    open_button.click(on_open, [conversation_id],
-                      [chat.chatbot, chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables,
-                       *chat.params, chat.notice, notice, tabs], api_name="open_conversation")
+    # The message box after the settings, so an API client's outputs keep their order (chat, persona, model...).
+    opened = [chat.chatbot, chat.state, chat.persona, chat.model, chat.system_prompt, chat.variables,
+              *chat.params, chat.speaker, chat.speaker_owner, chat.message, chat.notice, notice, tabs]
+    conversations.select(on_select, None, [conversation_id, *opened], api_visibility="private")
+    open_button.click(on_open, [conversation_id], opened, api_name="open_conversation")

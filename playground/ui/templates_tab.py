@@ -119,11 +119,11 @@ def _initial(services: Services, files: TemplateFiles, key: str | None, part: st
             if part == "raw":
                 return raw
             template = files.check(key, raw)
-            if part == "model":
-                return services.registry.default_model(template.model)
             if part == "versions":
                 return version_rows(versions(services.store, key))
-            return render_view(services, files, key, raw, None, services.registry.default_model(template.model))[part]
+            # A page opened just after startup waits for the model lists: lookup cannot serve a template.
+            model = services.registry.default_model_once_listed(template.model)
+            return model if part == "model" else render_view(services, files, key, raw, None, model)[part]
         except PlaygroundError as e:  # a broken file must not break the page: opening it shows the problem
             return error_notice(str(e)) if part == "summary" else empty.get(part, "")
     return value
