@@ -88,9 +88,15 @@ def build_chat_tab(services: Services) -> ChatTab:
         before = conversation.model_copy(deep=True)
         persona_obj = services.personas[settings.persona]
         try:
+            shown = None
             for updated in coalesce(stream_reply(services, persona_obj, settings, conversation)):
+                # The reply grows on the reader's thread, so it may already hold the words the next update brings:
+                # an update that would show the same chat again is left out.
+                if (chat := to_chatbot(updated)) == shown:
+                    continue
+                shown = chat
                 # The box is left alone while streaming: the user may already be typing the next message.
-                yield {chatbot: to_chatbot(updated), state: updated, notice: ""}
+                yield {chatbot: chat, state: updated, notice: ""}
         except PlaygroundError as e:  # nothing was sent: unfilled variable, unknown model
             gr.Warning(str(e))
             yield {chatbot: to_chatbot(before), state: before, message: typed, notice: error_notice(str(e))}
