@@ -329,7 +329,9 @@ class Bench:
         cpu0 = cpu_seconds(self.app.pid)
         run["caller_cpu"] = -time.process_time()
         run["t0"] = now()
-        final = self.sse.call("send", [self.message, None, *self.settings_values], lambda v: self._seen(run, v[0]))
+        # Raw SSE sends every input: "Speaking as" and its owner state last (None: the persona's own speaker).
+        final = self.sse.call("send", [self.message, None, *self.settings_values, None, None],
+                              lambda v: self._seen(run, v[0]))
         run["t_done"] = now()
         run["caller_cpu"] += time.process_time()
         cpu1 = cpu_seconds(self.app.pid)

@@ -38,7 +38,9 @@ SPEED_TARGET, PAUSE_TARGET_S, CPU_TARGET_S = 1.2, 0.150, 0.1
 
 
 def chat_args(message: str, tokens: int) -> list:
-    return [message, None, PERSONA, MODEL_REF, "Be brief.", NO_VARIABLES, 0.0, 1.0, tokens + 50, 0.0, 0.0, None, "[]"]
+    # Every input of /send: "Speaking as" and its owner state last (None: the persona's own speaker).
+    return [message, None, PERSONA, MODEL_REF, "Be brief.", NO_VARIABLES, 0.0, 1.0, tokens + 50, 0.0, 0.0, None, "[]",
+            None, None]
 
 
 def ab_args(message: str, tokens: int) -> list:
