@@ -67,12 +67,6 @@ def side_by_side(rows: list[PromptRow], columns: list[ColumnConfig], results: li
              *(cell(by_pair.get((row.id, c.label))) for c in columns)] for row in rows] or [[""] * 3]
 
 
-def side_by_side_widths(columns: int) -> list[str]:
-    """Widths that keep the table inside its box: sized by its longest reply, it ran far off the right edge."""
-    each = 56 / max(columns, 1)
-    return ["8%", "22%", "14%", *[f"{each:.1f}%" for _ in range(columns)]]
-
-
 def outcome_status(outcome: BatchOutcome, path: Path, total: int) -> str:
     done = len(outcome.results)
     of_total = plural(total, "reply", "replies")
@@ -135,7 +129,7 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
     summary = gr.Dataframe([[""] * len(SUMMARY_COLUMNS)], headers=SUMMARY_COLUMNS, label="Per column",
                            interactive=False, type="array")
     per_row = gr.Dataframe([[""] * 3], headers=["id", "prompt", "expected"], label="Side by side", interactive=False,
-                           type="array", wrap=True, max_height=500, column_widths=["20%", "50%", "30%"])
+                           type="array", wrap=True, max_height=500, elem_id="ab-batch-rows")
     downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False, height=100)
 
     def load_rows(kind, uploaded, typed_path, skip, dataset_name, split_name, split_ratios, check_kind):
@@ -180,9 +174,9 @@ def build_batch(services: Services, setups: list, count: gr.Radio, parse_columns
         note = "".join(f"\n- skipped: {p}" for p in skipped)
         return {status: outcome_status(outcome, results_file, total) + note,
                 summary: summary_rows(outcome.summaries),
-                per_row: gr.Dataframe(pd.DataFrame(side_by_side(rows, columns, outcome.results),
-                                                   columns=["id", "prompt", "expected", *(c.label for c in columns)]),
-                                      column_widths=side_by_side_widths(len(columns))),
+                # A plain value, not a component: API clients get the table itself (headers and data).
+                per_row: pd.DataFrame(side_by_side(rows, columns, outcome.results),
+                                      columns=["id", "prompt", "expected", *(c.label for c in columns)]),
                 downloads: files}
 
     def on_cancel(request: gr.Request):

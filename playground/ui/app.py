@@ -74,8 +74,10 @@ def persona_lists(services: Services):
     """A handler giving persona dropdowns today's personas, each keeping its choice while that persona exists."""
     def refresh(*chosen):
         names = persona_order(services.personas)
-        updates = [gr.update(choices=names, value=c if c in services.personas else (names[0] if names else None))
-                   for c in chosen]
+        # A choice that still exists is not sent back: on a busy server this answer can arrive after the user has
+        # picked another persona, and sending the old value would undo the pick.
+        updates = [gr.update(choices=names) if c in services.personas
+                   else gr.update(choices=names, value=names[0] if names else None) for c in chosen]
         return updates[0] if len(updates) == 1 else updates
     return refresh
 
