@@ -28,6 +28,10 @@ class Registry:
         self._answered: set[str] = set()  # providers whose model list came back: their models are served
         self.listed = threading.Event()  # set once the first refresh has asked every provider
         self._lock = threading.Lock()
+        # Refreshes run at once (the startup thread, Refresh models, a page): each answer is kept only if no refresh
+        # begun later has answered for that provider, so a slow, stale answer never overwrites a newer one.
+        self._refreshes = 0
+        self._newest: dict[str, int] = {}
 
     def providers(self) -> list[Provider]:
         with self._lock:
@@ -46,17 +50,24 @@ class Registry:
 
     def refresh(self, name: str | None = None) -> dict[str, str]:
         """Ask each provider for its models; returns the problems met, by provider."""
+        with self._lock:
+            self._refreshes += 1
+            ticket = self._refreshes
         for provider in self.providers():
             if name and provider.name != name:
                 continue
             try:
-                models = provider.list_models()
+                models, problem = provider.list_models(), None
             except ProviderError as e:
-                with self._lock:
-                    self._problems[provider.name] = str(e)
-                    self._answered.discard(provider.name)
-                continue
+                models, problem = None, str(e)
             with self._lock:
+                if ticket < self._newest.get(provider.name, 0):
+                    continue  # a refresh begun later has already answered for this provider
+                self._newest[provider.name] = ticket
+                if models is None:
+                    self._problems[provider.name] = problem or ""
+                    self._answered.discard(provider.name)
+                    continue
                 self._models[provider.name] = models
                 self._problems.pop(provider.name, None)
                 self._answered.add(provider.name)
