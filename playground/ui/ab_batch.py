@@ -16,8 +16,8 @@ from ..chat.services import Services
 from ..core.errors import PlaygroundError
 from ..core.plural import plural
 from ..datasets.splits import DEFAULT_RATIOS
-from ..datasets.store import list_datasets
 from .format import error_notice
+from .lists import dataset_names
 
 FROM_FILE, FROM_DATASET = "Prompt-set file", "Dataset split"
 NO_CHECK = "none (expected shown only)"
@@ -87,10 +87,6 @@ def check_of(choice: str) -> Check | None:
 def cleared() -> tuple[list[list], pd.DataFrame, None]:
     """The result tables and downloads with nothing in them, so a refused run leaves no earlier results on screen."""
     return [[""] * len(SUMMARY_COLUMNS)], pd.DataFrame([[""] * 3], columns=["id", "prompt", "expected"]), None
-
-
-def dataset_names(services: Services) -> list[str]:
-    return [d.name for d in list_datasets(services.store)]
 
 
 def fine_tuned_choices(services: Services) -> list[tuple[str, str]]:

@@ -9,8 +9,9 @@ from ..chat.services import Services
 from ..core.errors import PlaygroundError
 from ..datasets.transcripts import ConversionOptions
 from .ab_leaderboard import vote_filter
-from .add_to_dataset import SYSTEM_CHOICES, TranscriptSource, dataset_names
+from .add_to_dataset import SYSTEM_CHOICES, TranscriptSource
 from .format import error_notice
+from .lists import dataset_names
 
 VOTES_HINT = ("Every vote with a winner that the filters above select becomes preference pairs: the winning reply "
               "as *chosen* against each other reply as *rejected*, after the conversation that came before them. "

@@ -20,11 +20,11 @@ from ..datasets.store import (
     add_new_examples,
     create_dataset,
     get_dataset,
-    list_datasets,
 )
 from ..datasets.transcripts import ConversionOptions, example_from_conversation
 from .chat_shared import ChatTab, parse_settings, reply_in_progress
 from .format import error_notice
+from .lists import dataset_names, snippet
 from .params_form import control_values
 
 SYSTEM_CHOICES = [
@@ -34,7 +34,6 @@ SYSTEM_CHOICES = [
     ("None", "none"),
 ]
 LAST_REPLY = -1  # the "up to" value meaning the whole chat
-SNIPPET = 60
 
 
 @dataclass
@@ -58,19 +57,6 @@ class AddToDataset:
     revert: gr.Button
     edits: gr.State
     source: "TranscriptSource"
-
-
-def dataset_names(services: Services) -> list[str]:
-    return [d.name for d in list_datasets(services.store)]
-
-
-def count(n: int, noun: str) -> str:
-    return plural(n, noun)
-
-
-def snippet(text: str, length: int = SNIPPET) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= length else flat[:length - 1] + "…"
 
 
 def reply_choices(conversation: Conversation) -> list[tuple[str, int]]:
@@ -314,7 +300,7 @@ def _wire(services: Services, p: AddToDataset, api_prefix: str) -> None:
         except PlaygroundError as e:
             return {p.notice: error_notice(str(e))}
         info = get_dataset(services.store, name)
-        size = f"({count(info.examples, 'example')}, {info.tokens:,} tokens)"
+        size = f"({plural(info.examples, 'example')}, {info.tokens:,} tokens)"
         saved = (f"Saved as example {report.added[0]} in **{name}** {size}." if report.added else
                  f"Not saved: this example is already in the dataset **{name}** {size}.")
         return {p.notice: saved,

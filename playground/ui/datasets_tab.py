@@ -16,10 +16,10 @@ from ..core.errors import PlaygroundError
 from ..datasets.examples import DEFAULT_MODEL, Example
 from ..datasets.stats import CONTEXT_LIMITS, TRAINING_PRICES, example_tokens
 from ..datasets.store import delete_examples, get_example, iter_examples, undo_delete, update_example
-from .add_to_dataset import snippet
 from .dataset_checks import build_checks
 from .datasets_shared import DATASET_COLUMNS, DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
+from .lists import snippet
 from .log_review import build_log_review
 
 EXAMPLE_COLUMNS = ["✓", "id", "status", "tags", "messages", "tokens", "first user message", "last reply", "source"]

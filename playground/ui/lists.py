@@ -28,3 +28,9 @@ def table_rows(value) -> list[list]:
 def filled_rows(rows: list[list]) -> list[list]:
     """Rows without the blank placeholder rows a table keeps so it is never shown empty."""
     return [row for row in rows if any(str(cell).strip() for cell in row if cell is not None)]
+
+
+def snippet(text: str, length: int = 60) -> str:
+    """One line of at most `length` characters: enough to recognise a message in a list."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= length else flat[:length - 1] + "…"

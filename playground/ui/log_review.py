@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..chat.services import Services
 from ..core.errors import PlaygroundError
+from ..core.plural import plural
 from ..datasets.store import AddReport, add_new_examples, get_dataset
 from ..datasets.transcripts import (
     ConversionOptions,
@@ -16,9 +17,10 @@ from ..datasets.transcripts import (
     log_facets,
     logged_exchanges,
 )
-from .add_to_dataset import SYSTEM_CHOICES, count, snippet, target_dataset
+from .add_to_dataset import SYSTEM_CHOICES, target_dataset
 from .datasets_shared import DatasetsTab, dataset_choices, dataset_rows
 from .format import error_notice
+from .lists import snippet
 
 ANY = "any"
 RATING_CHOICES = [ANY, "liked", "disliked", "unrated"]
@@ -115,7 +117,7 @@ def build_log_review(services: Services, shared: DatasetsTab, tab: gr.Tab) -> No
         except PlaygroundError as e:
             return {notice: error_notice(str(e))}
         info = get_dataset(services.store, name)
-        message = f"{report.summary(f'**{name}**')} (now {count(info.examples, 'example')}, {info.tokens:,} tokens)."
+        message = f"{report.summary(f'**{name}**')} (now {plural(info.examples, 'example')}, {info.tokens:,} tokens)."
         if skipped:
             message += "\n\n⚠️ Not added:\n" + "\n".join(f"- {s}" for s in skipped)
         choices = dataset_choices(services)
