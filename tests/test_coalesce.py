@@ -1,5 +1,6 @@
 """playground.core.coalesce: the first item at once, then at most one per interval, the last always; nothing lost."""
 
+import statistics
 import threading
 import time
 
@@ -92,3 +93,50 @@ def test_an_error_before_the_first_item_reaches_the_consumer():
 
 def test_an_empty_source_yields_nothing():
     assert list(coalesce(iter([]), 0.04)) == []
+
+
+def test_the_pace_widens_the_interval_as_streams_join_and_narrows_it_as_they_leave():
+    from playground.core.coalesce import Pace
+
+    pace = Pace(base=0.04, updates_per_s=250, ceiling=0.12)
+    assert pace.interval() == 0.04
+    with pace.streaming():
+        assert pace.active == 1 and pace.interval() == 0.04  # one visitor: every update it can use
+        with pace.streaming(), pace.streaming():
+            assert pace.interval() == 0.04
+    streams = [pace.streaming() for _ in range(20)]
+    for s in streams:
+        s.__enter__()
+    assert pace.interval() == pytest.approx(20 / 250)  # 20 streams share 250 updates a second
+    more = [pace.streaming() for _ in range(40)]
+    for s in more:
+        s.__enter__()
+    assert pace.interval() == 0.12  # never slower than the ceiling: past it, a host adds processes
+    for s in streams + more:
+        s.__exit__(None, None, None)
+    assert pace.active == 0 and pace.interval() == 0.04
+
+
+def test_streams_coalesced_under_one_pace_count_themselves_while_they_run_and_update_less_often():
+    from playground.core.coalesce import Pace
+
+    pace = Pace(base=0.01, updates_per_s=100, ceiling=0.05)
+    seen_active, counts = [], {}
+
+    def run(name):
+        items = 0
+        for _ in coalesce(growing(300, pace=0.001), pace):
+            items += 1
+            seen_active.append(pace.active)
+        counts[name] = items
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    alone = sum(1 for _ in coalesce(growing(300, pace=0.001), Pace(base=0.01, updates_per_s=100, ceiling=0.05)))
+    assert max(seen_active) >= 2  # the streams overlapped and each was counted
+    assert pace.active == 0  # and each left when it ended
+    # Five at once: 5/100 = 50 ms apart instead of 10 ms, so each got clearly fewer updates than one alone.
+    assert statistics.median(counts.values()) < alone * 0.6
